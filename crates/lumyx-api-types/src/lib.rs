@@ -1,0 +1,1 @@
+//! lumyx-api-types

@@ -1,0 +1,174 @@
+//! Test-only helpers for the Lumyx workspace.
+//!
+//! [`RedisServer`] starts a real `redis-server` on a free loopback port for one
+//! test and stops it when dropped. DEVELOPERS.md asks that Redis tests skip
+//! with a printed note when the binary is missing, unless `LUMYX_REQUIRE_REDIS`
+//! is set (as `.ci/run` does), in which case they fail.
+//!
+//! ```no_run
+//! use lumyx_test_support::RedisServer;
+//!
+//! let Some(server) = RedisServer::start_or_skip("my_test") else {
+//!     return; // no redis-server here and it was not required
+//! };
+//! let url = server.url(); // "redis://127.0.0.1:PORT/"
+//! # let _ = url;
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The environment variable that turns a missing `redis-server` into a failure.
+pub const REQUIRE_REDIS_VAR: &str = "LUMYX_REQUIRE_REDIS";
+
+/// How long a fresh `redis-server` may take to accept connections.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `redis-server` process of one test, on its own loopback port, with
+/// persistence off. Dropping it kills the process.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server, or returns `None` after printing a note when
+    /// `redis-server` is not installed and [`REQUIRE_REDIS_VAR`] is not set.
+    ///
+    /// # Panics
+    /// When the binary is missing and Redis is required, or when it is present
+    /// but does not start: a broken setup must fail the test, not skip it.
+    pub fn start_or_skip(test_name: &str) -> Option<RedisServer> {
+        if !redis_server_installed() {
+            if redis_required() {
+                panic!(
+                    "{test_name}: redis-server is not installed but {REQUIRE_REDIS_VAR} is set"
+                );
+            }
+            eprintln!(
+                "note: {test_name} skipped: redis-server is not installed \
+                 (set {REQUIRE_REDIS_VAR}=1 to make this a failure)"
+            );
+            return None;
+        }
+        let port = free_loopback_port().expect("no free loopback port for redis-server");
+        let mut server = RedisServer { port, child: None };
+        server
+            .restart()
+            .unwrap_or_else(|err| panic!("{test_name}: redis-server did not start: {err}"));
+        Some(server)
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The connection URL, `redis://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Kills the server, as an outage would; [`RedisServer::restart`] brings it
+    /// back on the same port with an empty data set.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (stopping it first if it runs)
+    /// and waits until it accepts connections.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        let child = Command::new(redis_server_binary())
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        self.wait_until_ready()
+    }
+
+    fn wait_until_ready(&mut self) -> io::Result<()> {
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    return Err(io::Error::other(format!(
+                        "redis-server exited at startup with {status}"
+                    )));
+                }
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.stop();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("redis-server did not accept connections on port {}", self.port),
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether [`REQUIRE_REDIS_VAR`] asks for Redis tests to fail instead of skip.
+pub fn redis_required() -> bool {
+    std::env::var(REQUIRE_REDIS_VAR).is_ok_and(|value| !value.is_empty() && value != "0")
+}
+
+fn redis_server_binary() -> PathBuf {
+    std::env::var_os("LUMYX_REDIS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("redis-server"))
+}
+
+fn redis_server_installed() -> bool {
+    Command::new(redis_server_binary())
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn free_loopback_port() -> io::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
