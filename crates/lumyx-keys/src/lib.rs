@@ -1,1 +1,35 @@
-//! lumyx-keys
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod digest;
+mod error;
+mod format;
+mod hint;
+mod id;
+mod key;
+mod memory;
+mod record;
+#[cfg(feature = "redis")]
+mod redis;
+mod scan;
+mod store;
+mod text;
+
+pub use digest::{DIGEST_LEN, KeyDigest};
+pub use error::Error;
+pub use format::{
+    CHECKSUM_LEN, KEY_LEN, KeyFormat, KeyPrefix, MAX_PREFIX_LEN, MIN_PREFIX_LEN, MIN_RANDOM_LEN,
+};
+pub use hint::KeyHint;
+pub use id::KeyId;
+pub use key::{ApiKey, ApiKeyRef};
+pub use memory::MemoryKeyStore;
+pub use record::{
+    DEFAULT_DAILY_LIMIT, DEFAULT_RATE_LIMIT_PER_MINUTE, KeyRecord, KeyStatus, Scope, Scopes,
+};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::RedisKeyStore;
+pub use scan::{Finding, Findings, Scanner};
+pub use store::{KeyStore, Verification, verify};

@@ -1,0 +1,87 @@
+//! The public id of a key: `key_` + the first 8 bytes of its digest in hex.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::Error;
+
+/// The public id of a key, such as `key_4e58d9f4757ccfc3`.
+///
+/// Ids are what management APIs, logs and dashboards show. They are derived
+/// from the digest, so a store can find a record by id or by digest with one
+/// index.
+///
+/// ```
+/// use lumyx_keys::KeyId;
+///
+/// let id: KeyId = "key_4e58d9f4757ccfc3".parse()?;
+/// assert_eq!(id.to_string(), "key_4e58d9f4757ccfc3");
+/// assert!("key_4E58".parse::<KeyId>().is_err());
+/// # Ok::<(), lumyx_keys::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KeyId([u8; 8]);
+
+impl KeyId {
+    /// The text before the hex digits.
+    pub const PREFIX: &'static str = "key_";
+
+    /// An id from its 8 raw bytes.
+    pub const fn from_bytes(bytes: [u8; 8]) -> KeyId {
+        KeyId(bytes)
+    }
+
+    /// The raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; 8] {
+        &self.0
+    }
+}
+
+impl std::hash::Hash for KeyId {
+    /// Writes one `u64`: ids are uniformly random (they come from SHA-256), so
+    /// a map keyed by id can use the value itself as its hash.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(u64::from_le_bytes(self.0));
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(KeyId::PREFIX)?;
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+impl FromStr for KeyId {
+    type Err = Error;
+
+    /// Reads `key_` and 16 lowercase hex digits.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = Error::Text {
+            what: "key id",
+            expected: "`key_` and 16 lowercase hex digits",
+        };
+        let digits = text.strip_prefix(KeyId::PREFIX).ok_or(invalid.clone())?;
+        if digits.len() != 16
+            || !digits
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(invalid);
+        }
+        let mut bytes = [0u8; 8];
+        hex::decode_to_slice(digits, &mut bytes).map_err(|_| invalid)?;
+        Ok(KeyId(bytes))
+    }
+}
+
+crate::text::serde_via_text!(KeyId);

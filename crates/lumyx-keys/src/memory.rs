@@ -1,0 +1,233 @@
+//! A concurrent in-memory [`KeyStore`], for one server instance and tests.
+//!
+//! Records are kept in shards behind read-write locks, keyed by id. The id is
+//! the first 8 bytes of the SHA-256 digest, so it is uniformly random and
+//! serves as its own hash: a lookup by digest derives the id, finds the
+//! record, then compares the whole digest in constant time.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::{ApiKeyRef, Error, KeyDigest, KeyId, KeyRecord, KeyStore, Verification};
+
+/// Shards of the map; a power of two so that picking one is a mask.
+const SHARDS: usize = 16;
+
+type Shard = HashMap<KeyId, Arc<KeyRecord>, BuildHasherDefault<KeyIdHasher>>;
+
+/// A thread-safe in-memory key store.
+///
+/// Besides the async [`KeyStore`] methods it answers lookups synchronously,
+/// which is what a single-instance server's hot path uses.
+///
+/// ```
+/// use chrono::Utc;
+/// use lumyx_keys::{ApiKey, KeyRecord, MemoryKeyStore, Verification};
+///
+/// let store = MemoryKeyStore::new();
+/// let key = ApiKey::generate()?;
+/// store.insert_record(KeyRecord::new(key.as_key_ref(), "demo", "acct_1", Utc::now()))?;
+///
+/// assert!(matches!(store.verify(key.as_key_ref(), Utc::now()), Verification::Valid(_)));
+/// let other = ApiKey::generate()?;
+/// assert_eq!(store.verify(other.as_key_ref(), Utc::now()), Verification::Unknown);
+/// # Ok::<(), lumyx_keys::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct MemoryKeyStore {
+    shards: Box<[RwLock<Shard>]>,
+}
+
+impl Default for MemoryKeyStore {
+    fn default() -> Self {
+        MemoryKeyStore::new()
+    }
+}
+
+impl MemoryKeyStore {
+    /// An empty store.
+    pub fn new() -> MemoryKeyStore {
+        MemoryKeyStore {
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+        }
+    }
+
+    /// An empty store with room for `records` records without growing.
+    pub fn with_capacity(records: usize) -> MemoryKeyStore {
+        let per_shard = records.div_ceil(SHARDS);
+        MemoryKeyStore {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    RwLock::new(Shard::with_capacity_and_hasher(
+                        per_shard,
+                        Default::default(),
+                    ))
+                })
+                .collect(),
+        }
+    }
+
+    fn shard(&self, id: &KeyId) -> &RwLock<Shard> {
+        // Byte 4 is not among the bytes the map's hash uses to pick a bucket
+        // (the low ones) or a tag (the high ones) until a shard holds
+        // billions of records.
+        &self.shards[id.as_bytes()[4] as usize % SHARDS]
+    }
+
+    fn read(&self, id: &KeyId) -> RwLockReadGuard<'_, Shard> {
+        // A panic while holding the lock cannot leave a map half-written
+        // (each write is one map operation), so poisoning is ignored.
+        self.shard(id)
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self, id: &KeyId) -> RwLockWriteGuard<'_, Shard> {
+        self.shard(id)
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many records the store holds.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| shard.read().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
+    /// Whether the store holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds a record; see [`KeyStore::insert`].
+    pub fn insert_record(&self, record: KeyRecord) -> Result<(), Error> {
+        record.check_consistent()?;
+        let id = record.id;
+        let mut shard = self.write(&id);
+        if shard.contains_key(&id) {
+            return Err(Error::Duplicate(id));
+        }
+        shard.insert(id, Arc::new(record));
+        Ok(())
+    }
+
+    /// Replaces the record with the same id; see [`KeyStore::update`].
+    pub fn update_record(&self, record: KeyRecord) -> Result<bool, Error> {
+        record.check_consistent()?;
+        let id = record.id;
+        let mut shard = self.write(&id);
+        match shard.get_mut(&id) {
+            Some(stored) => {
+                *stored = Arc::new(record);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Marks a key revoked; see [`KeyStore::revoke`].
+    pub fn revoke_record(&self, id: &KeyId, at: DateTime<Utc>) -> Option<Arc<KeyRecord>> {
+        let mut shard = self.write(id);
+        let stored = shard.get_mut(id)?;
+        if stored.revoked_at.is_none_or(|earlier| earlier > at) {
+            let mut revoked = KeyRecord::clone(stored);
+            revoked.revoked_at = Some(at);
+            *stored = Arc::new(revoked);
+        }
+        Some(Arc::clone(stored))
+    }
+
+    /// The record with this digest.
+    #[inline]
+    pub fn get_by_digest(&self, digest: &KeyDigest) -> Option<Arc<KeyRecord>> {
+        let id = digest.id();
+        let shard = self.read(&id);
+        shard
+            .get(&id)
+            .filter(|record| record.digest == *digest)
+            .cloned()
+    }
+
+    /// The record with this id.
+    pub fn get_by_id(&self, id: &KeyId) -> Option<Arc<KeyRecord>> {
+        self.read(id).get(id).cloned()
+    }
+
+    /// Verifies a parsed key at `now`, synchronously: the hot path of a
+    /// single-instance server.
+    #[inline]
+    pub fn verify(&self, key: ApiKeyRef<'_>, now: DateTime<Utc>) -> Verification {
+        Verification::of(self.get_by_digest(&key.digest()), now)
+    }
+
+    /// Every record, oldest first (ties broken by id).
+    pub fn records(&self) -> Vec<Arc<KeyRecord>> {
+        let mut records: Vec<_> = self
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+                shard.values().cloned().collect::<Vec<_>>()
+            })
+            .collect();
+        records.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        records
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryKeyStore {
+    async fn insert(&self, record: KeyRecord) -> Result<(), Error> {
+        self.insert_record(record)
+    }
+
+    async fn update(&self, record: KeyRecord) -> Result<bool, Error> {
+        self.update_record(record)
+    }
+
+    async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
+        Ok(self.revoke_record(id, at))
+    }
+
+    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyRecord>>, Error> {
+        Ok(self.get_by_digest(digest))
+    }
+
+    async fn find_by_id(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error> {
+        Ok(self.get_by_id(id))
+    }
+
+    async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, Error> {
+        Ok(self.records())
+    }
+}
+
+/// The hasher of the map: a [`KeyId`] hashes itself as one `u64` that is
+/// already uniformly random, so that value is the hash. Only ids that stores
+/// accepted (derived from SHA-256 digests) are ever inserted, so nobody can
+/// choose colliding entries.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyIdHasher(u64);
+
+impl Hasher for KeyIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached by `KeyId`; kept correct for any other input.
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}

@@ -1,0 +1,298 @@
+//! What a store keeps of a key (SPEC §1.4): never the key, only its digest,
+//! its public id and hint, and the settings that govern it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{ApiKeyRef, Error, KeyDigest, KeyHint, KeyId};
+
+/// An endpoint group a key may call (SPEC §1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// `GET /v1/models`, `GET /v1/models/{id}`.
+    Models,
+    /// `POST /v1/chat/completions`.
+    Chat,
+    /// `POST /v1/agents/{persona_id}/chat/completions`.
+    Agents,
+    /// `GET /v1/personas`, `GET /v1/personas/{id}`.
+    Personas,
+    /// `/v1/conversations` and everything below it.
+    Conversations,
+}
+
+impl Scope {
+    /// Every scope, in the order lists show them.
+    pub const ALL: [Scope; 5] = [
+        Scope::Models,
+        Scope::Chat,
+        Scope::Agents,
+        Scope::Personas,
+        Scope::Conversations,
+    ];
+
+    /// The scope's name on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scope::Models => "models",
+            Scope::Chat => "chat",
+            Scope::Agents => "agents",
+            Scope::Personas => "personas",
+            Scope::Conversations => "conversations",
+        }
+    }
+
+    const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scope {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Scope::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == name)
+            .ok_or(Error::Text {
+                what: "scope",
+                expected: "one of models, chat, agents, personas, conversations",
+            })
+    }
+}
+
+/// A set of [`Scope`]s; all of them by default. Serialized as a list of names.
+///
+/// ```
+/// use lumyx_keys::{Scope, Scopes};
+///
+/// let scopes: Scopes = [Scope::Models, Scope::Chat].into_iter().collect();
+/// assert!(scopes.contains(Scope::Chat));
+/// assert!(!scopes.contains(Scope::Agents));
+/// assert!(Scopes::default().contains(Scope::Agents));
+/// assert_eq!(serde_json::to_string(&scopes).unwrap(), r#"["models","chat"]"#);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "Vec<Scope>", from = "Vec<Scope>")]
+pub struct Scopes(u8);
+
+impl Scopes {
+    /// No scope at all: such a key may call nothing.
+    pub const NONE: Scopes = Scopes(0);
+    /// Every scope.
+    pub const ALL: Scopes = Scopes(
+        Scope::Models.bit()
+            | Scope::Chat.bit()
+            | Scope::Agents.bit()
+            | Scope::Personas.bit()
+            | Scope::Conversations.bit(),
+    );
+
+    /// Whether `scope` is in the set.
+    pub const fn contains(self, scope: Scope) -> bool {
+        self.0 & scope.bit() != 0
+    }
+
+    /// The set with `scope` added.
+    #[must_use]
+    pub const fn with(self, scope: Scope) -> Scopes {
+        Scopes(self.0 | scope.bit())
+    }
+
+    /// Whether the set is empty.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The scopes in the set, in [`Scope::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Scope> {
+        Scope::ALL
+            .into_iter()
+            .filter(move |scope| self.contains(*scope))
+    }
+}
+
+impl Default for Scopes {
+    fn default() -> Self {
+        Scopes::ALL
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<Scope> for Scopes {
+    fn from_iter<I: IntoIterator<Item = Scope>>(scopes: I) -> Self {
+        scopes.into_iter().fold(Scopes::NONE, Scopes::with)
+    }
+}
+
+impl From<Vec<Scope>> for Scopes {
+    fn from(scopes: Vec<Scope>) -> Self {
+        scopes.into_iter().collect()
+    }
+}
+
+impl From<Scopes> for Vec<Scope> {
+    fn from(scopes: Scopes) -> Self {
+        scopes.iter().collect()
+    }
+}
+
+/// The default of [`KeyRecord::rate_limit_per_minute`] (SPEC §2).
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
+/// The default of [`KeyRecord::daily_limit`] (SPEC §2).
+pub const DEFAULT_DAILY_LIMIT: u32 = 1000;
+
+/// What a store keeps of a key: its digest, public id and hint, and settings.
+///
+/// Build one with [`KeyRecord::new`], which derives `id`, `digest` and `hint`
+/// from the key; stores refuse a record whose id is not its digest's.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use lumyx_keys::{ApiKey, KeyRecord, KeyStatus};
+///
+/// let key = ApiKey::generate()?;
+/// let created = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+/// let record = KeyRecord::new(key.as_key_ref(), "ci", "acct_1", created)
+///     .with_expiry(created + chrono::Duration::days(30));
+/// assert_eq!(record.id, key.id());
+/// assert_eq!(record.status(created), KeyStatus::Active);
+/// assert!(!serde_json::to_string(&record).unwrap().contains(key.expose_secret()));
+/// # Ok::<(), lumyx_keys::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// The public id, derived from `digest`.
+    pub id: KeyId,
+    /// The SHA-256 digest of the key.
+    pub digest: KeyDigest,
+    /// The public hint of the key.
+    pub hint: KeyHint,
+    /// A name its owner gave the key.
+    pub name: String,
+    /// The account that owns the key.
+    pub owner: String,
+    /// When the key was minted.
+    pub created_at: DateTime<Utc>,
+    /// From when on the key is refused as expired, if ever.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// From when on the key is refused as revoked, if ever.
+    #[serde(default)]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Requests per minute the key may make (SPEC §2: 1..=1000).
+    #[serde(default = "default_rate_limit_per_minute")]
+    pub rate_limit_per_minute: u32,
+    /// Requests per UTC day the key may make (SPEC §2: 1..=10000).
+    #[serde(default = "default_daily_limit")]
+    pub daily_limit: u32,
+    /// The endpoint groups the key may call.
+    #[serde(default)]
+    pub scopes: Scopes,
+}
+
+fn default_rate_limit_per_minute() -> u32 {
+    DEFAULT_RATE_LIMIT_PER_MINUTE
+}
+
+fn default_daily_limit() -> u32 {
+    DEFAULT_DAILY_LIMIT
+}
+
+/// Whether a record admits its key at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status", content = "at")]
+pub enum KeyStatus {
+    /// Neither expired nor revoked.
+    Active,
+    /// Expired at the given time.
+    Expired(DateTime<Utc>),
+    /// Revoked at the given time.
+    Revoked(DateTime<Utc>),
+}
+
+impl KeyRecord {
+    /// A record of `key` with default limits and all scopes, never expiring.
+    pub fn new(
+        key: ApiKeyRef<'_>,
+        name: impl Into<String>,
+        owner: impl Into<String>,
+        created_at: DateTime<Utc>,
+    ) -> KeyRecord {
+        let digest = key.digest();
+        KeyRecord {
+            id: digest.id(),
+            digest,
+            hint: key.hint(),
+            name: name.into(),
+            owner: owner.into(),
+            created_at,
+            expires_at: None,
+            revoked_at: None,
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            daily_limit: DEFAULT_DAILY_LIMIT,
+            scopes: Scopes::ALL,
+        }
+    }
+
+    /// The record with an expiry time.
+    #[must_use]
+    pub fn with_expiry(mut self, expires_at: DateTime<Utc>) -> KeyRecord {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// The record with other limits. Their ranges are checked where limits
+    /// are enforced, by `lumyx-ratelimit`.
+    #[must_use]
+    pub fn with_limits(mut self, rate_limit_per_minute: u32, daily_limit: u32) -> KeyRecord {
+        self.rate_limit_per_minute = rate_limit_per_minute;
+        self.daily_limit = daily_limit;
+        self
+    }
+
+    /// The record with other scopes.
+    #[must_use]
+    pub fn with_scopes(mut self, scopes: Scopes) -> KeyRecord {
+        self.scopes = scopes;
+        self
+    }
+
+    /// Whether the key is active, expired or revoked at `now`. Revocation
+    /// wins over expiry when both have happened.
+    pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
+        match (self.revoked_at, self.expires_at) {
+            (Some(revoked_at), _) if revoked_at <= now => KeyStatus::Revoked(revoked_at),
+            (_, Some(expires_at)) if expires_at <= now => KeyStatus::Expired(expires_at),
+            _ => KeyStatus::Active,
+        }
+    }
+
+    /// Checks that `id` is derived from `digest`, as stores require.
+    pub(crate) fn check_consistent(&self) -> Result<(), Error> {
+        if self.digest.id() == self.id {
+            Ok(())
+        } else {
+            Err(Error::Store(format!(
+                "record {} does not match its digest, whose id is {}",
+                self.id,
+                self.digest.id()
+            )))
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Where records live, and verification of a presented key against them.
+//!
+//! A store is looked up by digest on every request and by id from management
+//! APIs. The trait is `async` because real stores (Redis) do I/O; the
+//! in-memory store also answers synchronously for the hot path.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::{ApiKeyRef, Error, KeyDigest, KeyId, KeyRecord, KeyStatus};
+
+/// A pluggable store of [`KeyRecord`]s.
+///
+/// Implementations must make every write visible to every later read of
+/// every instance sharing the store, so that a revocation takes effect at
+/// once.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Adds a record.
+    ///
+    /// # Errors
+    /// [`Error::Duplicate`] when a record with the same id is stored,
+    /// [`Error::Store`] when the record's id is not its digest's or the store
+    /// fails.
+    async fn insert(&self, record: KeyRecord) -> Result<(), Error>;
+
+    /// Replaces the stored record with the same id; `false` when there is none.
+    async fn update(&self, record: KeyRecord) -> Result<bool, Error>;
+
+    /// Marks the key revoked from `at` on, unless it was revoked earlier, and
+    /// answers the record as it is now; `None` when the id is unknown.
+    async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error>;
+
+    /// The record of the key with this digest, the lookup of every request.
+    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyRecord>>, Error>;
+
+    /// The record with this public id.
+    async fn find_by_id(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error>;
+
+    /// Every record, oldest first (ties broken by id).
+    async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, Error>;
+}
+
+/// The outcome of checking a presented key: the record, or why it is refused.
+///
+/// A refusal is a value, not an error: `Err` from [`verify`] means the store
+/// could not answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    /// The key is known and active (SPEC §4: go on to the limits).
+    Valid(Arc<KeyRecord>),
+    /// No record has this key's digest (SPEC §4: 401 `invalid_api_key`).
+    Unknown,
+    /// The key's record expired (SPEC §4: 403 `api_key_expired`).
+    Expired(Arc<KeyRecord>),
+    /// The key's record was revoked (SPEC §4: 403 `api_key_revoked`).
+    Revoked(Arc<KeyRecord>),
+}
+
+impl Verification {
+    /// Classifies what a store found for a key at `now`.
+    #[inline]
+    pub fn of(found: Option<Arc<KeyRecord>>, now: DateTime<Utc>) -> Verification {
+        let Some(record) = found else {
+            return Verification::Unknown;
+        };
+        match record.status(now) {
+            KeyStatus::Active => Verification::Valid(record),
+            KeyStatus::Expired(_) => Verification::Expired(record),
+            KeyStatus::Revoked(_) => Verification::Revoked(record),
+        }
+    }
+
+    /// The record, when the key is valid.
+    pub fn valid_record(&self) -> Option<&Arc<KeyRecord>> {
+        match self {
+            Verification::Valid(record) => Some(record),
+            _ => None,
+        }
+    }
+}
+
+/// Verifies a parsed key against any store at time `now`.
+///
+/// ```
+/// use chrono::Utc;
+/// use lumyx_keys::{verify, ApiKey, KeyRecord, KeyStore, MemoryKeyStore, Verification};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryKeyStore::new();
+/// let key = ApiKey::generate()?;
+/// store.insert(KeyRecord::new(key.as_key_ref(), "demo", "acct_1", Utc::now())).await?;
+///
+/// let verdict = verify(&store, key.as_key_ref(), Utc::now()).await?;
+/// assert!(matches!(verdict, Verification::Valid(record) if record.id == key.id()));
+///
+/// store.revoke(&key.id(), Utc::now()).await?;
+/// let verdict = verify(&store, key.as_key_ref(), Utc::now()).await?;
+/// assert!(matches!(verdict, Verification::Revoked(_)));
+/// # Ok::<(), lumyx_keys::Error>(())
+/// # }).unwrap();
+/// ```
+pub async fn verify<S>(
+    store: &S,
+    key: ApiKeyRef<'_>,
+    now: DateTime<Utc>,
+) -> Result<Verification, Error>
+where
+    S: KeyStore + ?Sized,
+{
+    let found = store.find_by_digest(&key.digest()).await?;
+    Ok(Verification::of(found, now))
+}

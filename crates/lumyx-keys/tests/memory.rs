@@ -1,0 +1,91 @@
+//! `MemoryKeyStore`: the store contract, the synchronous hot path, and
+//! concurrent use.
+
+mod common;
+
+use std::sync::Arc;
+use std::thread;
+
+use lumyx_keys::{ApiKey, MemoryKeyStore, Verification};
+
+use common::{at, exercise_store, record};
+
+#[tokio::test]
+async fn memory_store_keeps_the_store_contract() {
+    let store = MemoryKeyStore::new();
+    exercise_store(&store).await;
+    assert_eq!(store.len(), 3);
+}
+
+#[test]
+fn synchronous_verification_matches_the_records() {
+    let store = MemoryKeyStore::with_capacity(100);
+    assert!(store.is_empty());
+    let keys: Vec<ApiKey> = (0..100).map(|_| ApiKey::generate().unwrap()).collect();
+    for (i, key) in keys.iter().enumerate() {
+        store
+            .insert_record(record(key, &format!("k{i}"), at(0)))
+            .unwrap();
+    }
+    assert_eq!(store.len(), 100);
+    for (i, key) in keys.iter().enumerate() {
+        match store.verify(key.as_key_ref(), at(1)) {
+            Verification::Valid(found) => assert_eq!(found.name, format!("k{i}")),
+            other => panic!("key {i}: {other:?}"),
+        }
+        assert_eq!(store.get_by_id(&key.id()).unwrap().digest, key.digest());
+    }
+    let stranger = ApiKey::generate().unwrap();
+    assert_eq!(
+        store.verify(stranger.as_key_ref(), at(1)),
+        Verification::Unknown
+    );
+}
+
+#[test]
+fn concurrent_writers_and_readers_lose_nothing() {
+    let store = Arc::new(MemoryKeyStore::new());
+    let per_thread = 500;
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            thread::spawn(move || {
+                let keys: Vec<ApiKey> = (0..per_thread)
+                    .map(|_| ApiKey::generate().unwrap())
+                    .collect();
+                for (i, key) in keys.iter().enumerate() {
+                    store
+                        .insert_record(record(key, &format!("{t}-{i}"), at(0)))
+                        .unwrap();
+                    // Read back at once, from the same thread, while others write.
+                    assert!(
+                        store
+                            .verify(key.as_key_ref(), at(1))
+                            .valid_record()
+                            .is_some()
+                    );
+                }
+                for key in keys.iter().step_by(2) {
+                    store.revoke_record(&key.id(), at(2)).unwrap();
+                }
+                keys
+            })
+        })
+        .collect();
+    let keys: Vec<ApiKey> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert_eq!(store.len(), 4 * per_thread);
+    assert_eq!(store.records().len(), 4 * per_thread);
+    let revoked = keys
+        .iter()
+        .filter(|key| {
+            matches!(
+                store.verify(key.as_key_ref(), at(3)),
+                Verification::Revoked(_)
+            )
+        })
+        .count();
+    assert_eq!(revoked, 4 * per_thread / 2);
+}
