@@ -176,7 +176,7 @@ impl MemoryKeyStore {
                 shard.values().cloned().collect::<Vec<_>>()
             })
             .collect();
-        records.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        crate::store::sort_oldest_first(&mut records);
         records
     }
 }

@@ -213,7 +213,7 @@ impl KeyStore for RedisKeyStore {
         for fields in all {
             records.extend(record_from_fields(Some(fields))?);
         }
-        records.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        crate::store::sort_oldest_first(&mut records);
         Ok(records)
     }
 }

@@ -113,3 +113,8 @@ where
     let found = store.find_by_digest(&key.digest()).await?;
     Ok(Verification::of(found, now))
 }
+
+/// Sorts records as [`KeyStore::list`] answers them: oldest first, then by id.
+pub(crate) fn sort_oldest_first(records: &mut [Arc<KeyRecord>]) {
+    records.sort_by_key(|record| (record.created_at, record.id));
+}

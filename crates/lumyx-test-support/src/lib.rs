@@ -48,9 +48,7 @@ impl RedisServer {
     pub fn start_or_skip(test_name: &str) -> Option<RedisServer> {
         if !redis_server_installed() {
             if redis_required() {
-                panic!(
-                    "{test_name}: redis-server is not installed but {REQUIRE_REDIS_VAR} is set"
-                );
+                panic!("{test_name}: redis-server is not installed but {REQUIRE_REDIS_VAR} is set");
             }
             eprintln!(
                 "note: {test_name} skipped: redis-server is not installed \
@@ -119,13 +117,13 @@ impl RedisServer {
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    self.child = None;
-                    return Err(io::Error::other(format!(
-                        "redis-server exited at startup with {status}"
-                    )));
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                self.child = None;
+                return Err(io::Error::other(format!(
+                    "redis-server exited at startup with {status}"
+                )));
             }
             if TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
                 return Ok(());
@@ -134,7 +132,10 @@ impl RedisServer {
                 self.stop();
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("redis-server did not accept connections on port {}", self.port),
+                    format!(
+                        "redis-server did not accept connections on port {}",
+                        self.port
+                    ),
                 ));
             }
             thread::sleep(Duration::from_millis(20));
