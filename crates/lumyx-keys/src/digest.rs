@@ -96,7 +96,22 @@ impl PartialEq for KeyDigest {
     /// Constant-time, so that comparing a presented digest with a stored one
     /// tells nothing about how many bytes matched.
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        // Fold the differences of the four 8-byte words without a branch,
+        // then let `subtle` compare the fold with zero; this is as
+        // constant-time as `subtle`'s byte-wise slice comparison and several
+        // times faster on the lookup of every request.
+        let words = |digest: &KeyDigest| {
+            let mut words = [0u64; DIGEST_LEN / 8];
+            for (word, bytes) in words.iter_mut().zip(digest.0.chunks_exact(8)) {
+                *word = u64::from_ne_bytes(bytes.try_into().expect("chunks of 8"));
+            }
+            words
+        };
+        let difference = words(self)
+            .iter()
+            .zip(words(other))
+            .fold(0u64, |seen, (a, b)| seen | (a ^ b));
+        difference.ct_eq(&0).into()
     }
 }
 

@@ -344,6 +344,19 @@ fn text_forms_of_public_values_round_trip() {
 }
 
 #[test]
+fn digest_equality_sees_every_byte() {
+    let digest = KeyDigest::from_hex(KAT_DIGEST).unwrap();
+    assert_eq!(digest, KeyDigest::from_bytes(*digest.as_bytes()));
+    for position in 0..32 {
+        for flip in [0x01, 0x80] {
+            let mut bytes = *digest.as_bytes();
+            bytes[position] ^= flip;
+            assert_ne!(KeyDigest::from_bytes(bytes), digest, "byte {position}");
+        }
+    }
+}
+
+#[test]
 fn owned_and_borrowed_keys_agree() {
     let owned: ApiKey = KAT_KEY.parse().unwrap();
     let borrowed = ApiKeyRef::try_from(KAT_KEY).unwrap();
