@@ -74,18 +74,21 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let line = if options.json {
+        // Written straight from the key to the output, without copies.
+        let written = if options.json {
             let line = KeyLine {
                 key: key.expose_secret(),
                 id: key.id(),
                 hint: key.hint(),
                 digest: key.digest().to_hex(),
             };
-            serde_json::to_string(&line).expect("a key line serializes")
+            serde_json::to_writer(&mut out, &line)
+                .map_err(io::Error::from)
+                .and_then(|()| writeln!(out))
         } else {
-            key.expose_secret().to_owned()
+            writeln!(out, "{}", key.expose_secret())
         };
-        if writeln!(out, "{line}").is_err() {
+        if written.is_err() {
             // The reader went away (e.g. `| head`): stop quietly.
             return ExitCode::SUCCESS;
         }

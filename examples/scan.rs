@@ -5,8 +5,8 @@
 //! ```
 //!
 //! Prints `file:line:col hint` for every key whose checksum holds, never the
-//! key itself. Exits 1 when it found any, 2 when a file could not be read, and
-//! 0 when every file is clean.
+//! key itself. Exits 1 when it found any key, else 2 when a file could not be
+//! read, else 0: every file is clean.
 
 use std::process::ExitCode;
 
@@ -40,10 +40,10 @@ fn main() -> ExitCode {
             found = true;
         }
     }
-    if unreadable {
-        ExitCode::from(2)
-    } else if found {
+    if found {
         ExitCode::from(1)
+    } else if unreadable {
+        ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     }

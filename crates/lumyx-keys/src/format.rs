@@ -207,10 +207,13 @@ impl KeyFormat {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let prefix_len = self.prefix.len();
         let random_len = self.random_len();
-        let mut bytes = zeroize::Zeroizing::new([0u8; KEY_LEN]);
+        // The key is built in place on the heap; every buffer that holds
+        // secret bytes is wiped on every path, the error path included.
+        let mut key = ApiKey::zeroed(self.prefix);
+        let bytes = key.bytes_mut();
         bytes[..prefix_len].copy_from_slice(self.prefix.as_bytes());
 
-        // One random nibble per hex digit; the bytes are wiped on every path.
+        // One random nibble per hex digit.
         let mut random = zeroize::Zeroizing::new([0u8; KEY_LEN / 2]);
         let random = &mut random[..random_len.div_ceil(2)];
         rng.try_fill_bytes(random)
@@ -227,7 +230,7 @@ impl KeyFormat {
             let nibble = (checksum >> (28 - 4 * i)) & 0x0F;
             *digit = DIGITS[nibble as usize];
         }
-        Ok(ApiKey::from_valid_bytes(&bytes, self.prefix))
+        Ok(key)
     }
 
     /// Parses `text` as SPEC §1.2 says, without allocating: length, prefix,

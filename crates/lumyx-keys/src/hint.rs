@@ -16,8 +16,9 @@ const ELLIPSIS: &str = "…";
 /// The hint of a key: its prefix, the first 4 random digits, `…`, and the
 /// last 4 digits, such as `nova_0123…6dce` (SPEC §1.1).
 ///
-/// 8 of at least 40 hex digits are shown, the checksum's last 4 among them,
-/// so a hint leaves at least 136 bits unknown. It is stored inline and
+/// It shows 4 random digits and the checksum's last 4; at least 36 random
+/// digits stay hidden, and the shown checksum digits give away 16 bits of
+/// them, so at least 128 bits remain unknown. It is stored inline and
 /// written without allocating, which lets `Debug` of secret types use it.
 ///
 /// ```

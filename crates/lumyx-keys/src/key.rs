@@ -116,7 +116,8 @@ impl<'a> TryFrom<&'a str> for ApiKeyRef<'a> {
 ///
 /// `Debug` and `Display` show the hint; the key itself is reached only through
 /// [`ApiKey::expose_secret`], whose text [`FromStr`] reads back. There is
-/// deliberately no `Serialize`.
+/// deliberately no `Serialize`. The bytes live on the heap, so moving a key
+/// moves a pointer and leaves no copy of the secret behind.
 ///
 /// ```
 /// use lumyx_keys::ApiKey;
@@ -129,7 +130,7 @@ impl<'a> TryFrom<&'a str> for ApiKeyRef<'a> {
 /// ```
 #[derive(Clone)]
 pub struct ApiKey {
-    bytes: [u8; KEY_LEN],
+    bytes: Box<[u8; KEY_LEN]>,
     prefix: KeyPrefix,
 }
 
@@ -145,11 +146,24 @@ impl ApiKey {
         ApiKeyRef::parse(text).map(|key| key.to_owned_key())
     }
 
-    pub(crate) fn from_valid_bytes(bytes: &[u8; KEY_LEN], prefix: KeyPrefix) -> ApiKey {
+    /// A key whose bytes are all zero, for [`KeyFormat::generate_with`] to
+    /// fill in place.
+    pub(crate) fn zeroed(prefix: KeyPrefix) -> ApiKey {
         ApiKey {
-            bytes: *bytes,
+            bytes: Box::new([0; KEY_LEN]),
             prefix,
         }
+    }
+
+    /// The bytes, for [`KeyFormat::generate_with`] to fill in place.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8; KEY_LEN] {
+        &mut self.bytes
+    }
+
+    fn from_valid_bytes(bytes: &[u8; KEY_LEN], prefix: KeyPrefix) -> ApiKey {
+        let mut key = ApiKey::zeroed(prefix);
+        key.bytes.copy_from_slice(bytes);
+        key
     }
 
     /// The borrowed view of this key.
@@ -159,7 +173,7 @@ impl ApiKey {
 
     /// The canonical text of the key. Handle with care: this is the secret.
     pub fn expose_secret(&self) -> &str {
-        std::str::from_utf8(&self.bytes).expect("a key is ASCII")
+        std::str::from_utf8(&self.bytes[..]).expect("a key is ASCII")
     }
 
     /// The prefix of the key's format.
@@ -169,7 +183,7 @@ impl ApiKey {
 
     /// The SHA-256 digest of the key, the form stores keep.
     pub fn digest(&self) -> KeyDigest {
-        KeyDigest::of_key_bytes(&self.bytes)
+        KeyDigest::of_key_bytes(&self.bytes[..])
     }
 
     /// The public id of the key.
@@ -179,7 +193,7 @@ impl ApiKey {
 
     /// The public hint, such as `nova_0123…6dce`.
     pub fn hint(&self) -> KeyHint {
-        KeyHint::of_key(&self.bytes, self.prefix.len())
+        KeyHint::of_key(&self.bytes[..], self.prefix.len())
     }
 }
 
@@ -192,7 +206,7 @@ impl Drop for ApiKey {
 impl PartialEq for ApiKey {
     /// Constant-time in the key's bytes.
     fn eq(&self, other: &Self) -> bool {
-        self.bytes.ct_eq(&other.bytes).into()
+        self.bytes[..].ct_eq(&other.bytes[..]).into()
     }
 }
 

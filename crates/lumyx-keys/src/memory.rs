@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::store::earliest_revocation;
 use crate::{ApiKeyRef, Error, KeyDigest, KeyId, KeyRecord, KeyStore, Verification};
 
 /// Shards of the map; a power of two so that picking one is a mask.
@@ -118,12 +119,13 @@ impl MemoryKeyStore {
     }
 
     /// Replaces the record with the same id; see [`KeyStore::update`].
-    pub fn update_record(&self, record: KeyRecord) -> Result<bool, Error> {
+    pub fn update_record(&self, mut record: KeyRecord) -> Result<bool, Error> {
         record.check_consistent()?;
         let id = record.id;
         let mut shard = self.write(&id);
         match shard.get_mut(&id) {
             Some(stored) => {
+                record.revoked_at = earliest_revocation(stored.revoked_at, record.revoked_at);
                 *stored = Arc::new(record);
                 Ok(true)
             }
@@ -135,9 +137,10 @@ impl MemoryKeyStore {
     pub fn revoke_record(&self, id: &KeyId, at: DateTime<Utc>) -> Option<Arc<KeyRecord>> {
         let mut shard = self.write(id);
         let stored = shard.get_mut(id)?;
-        if stored.revoked_at.is_none_or(|earlier| earlier > at) {
+        let revoked_at = earliest_revocation(stored.revoked_at, Some(at));
+        if revoked_at != stored.revoked_at {
             let mut revoked = KeyRecord::clone(stored);
-            revoked.revoked_at = Some(at);
+            revoked.revoked_at = revoked_at;
             *stored = Arc::new(revoked);
         }
         Some(Arc::clone(stored))

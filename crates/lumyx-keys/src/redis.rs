@@ -8,15 +8,18 @@
 //!
 //! Every write is one Lua script, so it is atomic and one round trip; reads by
 //! digest are one `HGETALL`. Nothing is cached, so a revocation is seen by the
-//! next verification of every instance. Times are kept as microseconds since
-//! the Unix epoch (finer parts of a second are dropped).
+//! next verification of every instance. Times are stored as RFC 3339 UTC text
+//! with nine fractional digits, which keeps full precision and compares
+//! correctly as text inside the scripts. The scripts that start from an id
+//! find the record's key through the index, so they name a key that is not in
+//! `KEYS`; it shares the namespace's hash tag, so it is in the same slot.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
@@ -34,22 +37,31 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], unpack(ARGV, 3))
 return 1";
 
-/// Replaces a record whose id is indexed. KEYS: index, record.
-/// ARGV: id, then field/value pairs.
+/// Replaces a record whose id is indexed, keeping an earlier revocation
+/// (see `KeyStore::update`). KEYS: index, record. ARGV: id, then
+/// field/value pairs.
 const UPDATE: &str = r"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local earlier = redis.call('HGET', KEYS[2], 'revoked_at')
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+if earlier and earlier ~= '' then
+  local now = redis.call('HGET', KEYS[2], 'revoked_at')
+  if not now or now == '' or now > earlier then
+    redis.call('HSET', KEYS[2], 'revoked_at', earlier)
+  end
+end
 return 1";
 
 /// Sets `revoked_at` unless an earlier one is set, and answers the record.
-/// KEYS: index. ARGV: id, revocation time in microseconds, record key prefix.
+/// KEYS: index. ARGV: id, revocation time, record key prefix.
 const REVOKE: &str = r"
 local digest = redis.call('HGET', KEYS[1], ARGV[1])
 if not digest then return false end
 local record = ARGV[3] .. digest
+if redis.call('EXISTS', record) == 0 then return false end
 local earlier = redis.call('HGET', record, 'revoked_at')
-if not earlier or earlier == '' or tonumber(earlier) > tonumber(ARGV[2]) then
+if not earlier or earlier == '' or earlier > ARGV[2] then
   redis.call('HSET', record, 'revoked_at', ARGV[2])
 end
 return redis.call('HGETALL', record)";
@@ -101,15 +113,21 @@ impl RedisKeyStore {
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(store_error)?;
-        Ok(RedisKeyStore::new(
-            connection,
-            RedisKeyStore::DEFAULT_NAMESPACE,
-        ))
+        RedisKeyStore::new(connection, RedisKeyStore::DEFAULT_NAMESPACE)
     }
 
     /// A store on an existing connection, under `namespace`.
-    pub fn new(connection: ConnectionManager, namespace: &str) -> RedisKeyStore {
-        RedisKeyStore {
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the namespace is empty or holds `{` or `}`: it
+    /// becomes the hash tag that keeps a store's keys in one cluster slot.
+    pub fn new(connection: ConnectionManager, namespace: &str) -> Result<RedisKeyStore, Error> {
+        if namespace.is_empty() || namespace.contains(['{', '}']) {
+            return Err(Error::Store(format!(
+                "a Redis namespace is non-empty text without braces, got `{namespace}`"
+            )));
+        }
+        Ok(RedisKeyStore {
             connection,
             index_key: format!("{{{namespace}}}:index"),
             record_key_prefix: format!("{{{namespace}}}:record:"),
@@ -117,7 +135,7 @@ impl RedisKeyStore {
             update: Arc::new(Script::new(UPDATE)),
             revoke: Arc::new(Script::new(REVOKE)),
             find_by_id: Arc::new(Script::new(FIND_BY_ID)),
-        }
+        })
     }
 
     fn record_key(&self, digest: &KeyDigest) -> String {
@@ -165,7 +183,7 @@ impl KeyStore for RedisKeyStore {
             .revoke
             .key(&self.index_key)
             .arg(id.to_string())
-            .arg(micros(at))
+            .arg(time_text(at))
             .arg(&self.record_key_prefix)
             .invoke_async(&mut self.connection.clone())
             .await
@@ -180,7 +198,9 @@ impl KeyStore for RedisKeyStore {
             .hgetall(self.record_key(digest))
             .await
             .map_err(store_error)?;
-        record_from_fields(Some(fields))
+        // The key name already holds the digest; comparing the stored one too
+        // (in constant time) refuses a record filed under the wrong name.
+        Ok(record_from_fields(Some(fields))?.filter(|record| record.digest == *digest))
     }
 
     async fn find_by_id(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error> {
@@ -201,6 +221,10 @@ impl KeyStore for RedisKeyStore {
             .hgetall(&self.index_key)
             .await
             .map_err(store_error)?;
+        if index.is_empty() {
+            // Redis refuses an empty pipeline.
+            return Ok(Vec::new());
+        }
         let mut pipeline = redis::pipe();
         for digest in index.values() {
             pipeline.hgetall(format!("{}{digest}", self.record_key_prefix));
@@ -218,13 +242,14 @@ impl KeyStore for RedisKeyStore {
     }
 }
 
-fn micros(time: DateTime<Utc>) -> i64 {
-    time.timestamp_micros()
+/// The stored form of a time: fixed-width RFC 3339 UTC, nanoseconds included,
+/// so that text order is time order.
+fn time_text(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Nanos, true)
 }
 
-fn optional_micros(time: Option<DateTime<Utc>>) -> String {
-    time.map(|time| micros(time).to_string())
-        .unwrap_or_default()
+fn optional_time_text(time: Option<DateTime<Utc>>) -> String {
+    time.map(time_text).unwrap_or_default()
 }
 
 /// The hash fields of a record. Empty strings stand for absent times.
@@ -236,9 +261,9 @@ fn fields_of(record: &KeyRecord) -> Vec<(&'static str, String)> {
         ("hint", record.hint.to_string()),
         ("name", record.name.clone()),
         ("owner", record.owner.clone()),
-        ("created_at", micros(record.created_at).to_string()),
-        ("expires_at", optional_micros(record.expires_at)),
-        ("revoked_at", optional_micros(record.revoked_at)),
+        ("created_at", time_text(record.created_at)),
+        ("expires_at", optional_time_text(record.expires_at)),
+        ("revoked_at", optional_time_text(record.revoked_at)),
         (
             "rate_limit_per_minute",
             record.rate_limit_per_minute.to_string(),
@@ -266,10 +291,9 @@ fn record_from_fields(
         if text.is_empty() {
             return Ok(None);
         }
-        let micros: i64 = text.parse().map_err(|_| corrupt(name))?;
-        DateTime::from_timestamp_micros(micros)
-            .map(Some)
-            .ok_or_else(|| corrupt(name))
+        DateTime::parse_from_rfc3339(&text)
+            .map(|time| Some(time.with_timezone(&Utc)))
+            .map_err(|_| corrupt(name))
     };
     let number = |name: &'static str, text: String| text.parse::<u32>().map_err(|_| corrupt(name));
 

@@ -84,12 +84,23 @@ impl Position {
 }
 
 /// The iterator of [`Scanner::scan`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Findings<'a> {
     format: KeyFormat,
     text: &'a str,
     search_from: usize,
     position: Position,
+}
+
+impl std::fmt::Debug for Findings<'_> {
+    /// Shows where the scan is, never the text: it may hold keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Findings")
+            .field("format", &self.format)
+            .field("text_len", &self.text.len())
+            .field("search_from", &self.search_from)
+            .finish()
+    }
 }
 
 fn is_word_byte(byte: u8) -> bool {

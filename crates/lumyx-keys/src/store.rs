@@ -27,6 +27,11 @@ pub trait KeyStore: Send + Sync {
     async fn insert(&self, record: KeyRecord) -> Result<(), Error>;
 
     /// Replaces the stored record with the same id; `false` when there is none.
+    ///
+    /// An update never lifts or postpones a revocation: when the stored
+    /// record was revoked earlier than the new one says (or the new one says
+    /// nothing), the earlier revocation is kept, so a stale copy written back
+    /// by another instance cannot bring a revoked key back.
     async fn update(&self, record: KeyRecord) -> Result<bool, Error>;
 
     /// Marks the key revoked from `at` on, unless it was revoked earlier, and
@@ -112,6 +117,18 @@ where
 {
     let found = store.find_by_digest(&key.digest()).await?;
     Ok(Verification::of(found, now))
+}
+
+/// The revocation an update keeps: the earlier of the stored one and the
+/// new one; see [`KeyStore::update`].
+pub(crate) fn earliest_revocation(
+    stored: Option<DateTime<Utc>>,
+    updated: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    match (stored, updated) {
+        (Some(stored), Some(updated)) => Some(stored.min(updated)),
+        (stored, updated) => stored.or(updated),
+    }
 }
 
 /// Sorts records as [`KeyStore::list`] answers them: oldest first, then by id.

@@ -393,6 +393,46 @@ proptest! {
     }
 
     #[test]
+    fn mutations_of_generated_keys_fail_at_the_right_check(
+        prefix in valid_prefix(),
+        position in 0..KEY_LEN,
+        replacement in proptest::char::range('!', '~'),
+        transpose in any::<bool>(),
+    ) {
+        let format = KeyFormat::new(&prefix).unwrap();
+        let key = format.generate().unwrap();
+        let mut bytes = key.expose_secret().as_bytes().to_vec();
+        if transpose {
+            let position = position.min(KEY_LEN - 2);
+            prop_assume!(bytes[position] != bytes[position + 1]);
+            bytes.swap(position, position + 1);
+        } else {
+            prop_assume!(bytes[position] != replacement as u8);
+            bytes[position] = replacement as u8;
+        }
+        let mutated = String::from_utf8(bytes).unwrap();
+        let first_change = mutated
+            .bytes()
+            .zip(key.expose_secret().bytes())
+            .position(|(a, b)| a != b)
+            .unwrap();
+        let expected = if first_change < prefix.len() {
+            Error::Prefix { expected: format.prefix() }
+        } else if let Some(offset) = mutated
+            .bytes()
+            .skip(prefix.len())
+            .position(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            Error::Character { position: prefix.len() + offset }
+        } else {
+            // CRC-32 detects every error burst of up to 32 bits, which is
+            // what one substituted or two swapped hex digits are.
+            Error::Checksum
+        };
+        prop_assert_eq!(format.parse(&mutated), Err(expected));
+    }
+
+    #[test]
     fn arbitrary_strings_never_panic_the_parser(text in any::<String>()) {
         let _ = ApiKeyRef::parse(&text);
         let _ = text.parse::<KeyId>();

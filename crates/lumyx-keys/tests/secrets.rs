@@ -36,6 +36,7 @@ fn every_rendering(key: &ApiKey) -> Vec<String> {
         serde_json::to_string(&*record).unwrap(),
         format!("{:?}", Verification::Valid(Arc::clone(&record))),
         format!("{:?}", findings[0]),
+        format!("{:?}", Scanner::default().scan(&text)),
         format!("{}", findings[0].hint),
     ]
 }

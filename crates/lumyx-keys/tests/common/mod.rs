@@ -1,6 +1,6 @@
 //! The behaviour every `KeyStore` must have, run against each backend.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use lumyx_keys::{ApiKey, Error, KeyRecord, KeyStore, Scope, Scopes, Verification, verify};
 
 pub(crate) fn at(hour: u32) -> DateTime<Utc> {
@@ -11,13 +11,17 @@ pub(crate) fn record(key: &ApiKey, name: &str, created: DateTime<Utc>) -> KeyRec
     KeyRecord::new(key.as_key_ref(), name, "acct_1", created)
 }
 
-/// Inserts, finds, verifies, updates, revokes and lists records.
+/// Inserts, finds, verifies, updates, revokes and lists records. The store
+/// must start empty.
 pub(crate) async fn exercise_store(store: &dyn KeyStore) {
+    assert_eq!(store.list().await.unwrap(), Vec::new());
+
     let key = ApiKey::generate().unwrap();
-    let stored = record(&key, "first", at(1))
+    // Times with nanoseconds must come back exactly.
+    let stored = record(&key, "first", at(1) + Duration::nanoseconds(123_456_789))
         .with_limits(10, 500)
         .with_scopes([Scope::Chat, Scope::Models].into_iter().collect())
-        .with_expiry(at(20));
+        .with_expiry(at(20) + Duration::nanoseconds(1));
     store.insert(stored.clone()).await.unwrap();
 
     // Lookups by digest and by id answer the record as it was stored.
@@ -57,8 +61,15 @@ pub(crate) async fn exercise_store(store: &dyn KeyStore) {
     // Verification follows time: valid before the expiry, expired from it on.
     let valid = verify(store, key.as_key_ref(), at(19)).await.unwrap();
     assert_eq!(valid.valid_record().map(|r| r.id), Some(key.id()));
+    assert!(
+        verify(store, key.as_key_ref(), at(20))
+            .await
+            .unwrap()
+            .valid_record()
+            .is_some()
+    );
     assert!(matches!(
-        verify(store, key.as_key_ref(), at(20)).await.unwrap(),
+        verify(store, key.as_key_ref(), at(20) + Duration::nanoseconds(1)).await.unwrap(),
         Verification::Expired(record) if record.id == key.id()
     ));
 
@@ -99,6 +110,40 @@ pub(crate) async fn exercise_store(store: &dyn KeyStore) {
     assert_eq!(earlier.revoked_at, Some(at(3)));
     assert_eq!(store.revoke(&stranger.id(), at(3)).await.unwrap(), None);
 
+    // A stale copy written back (a limits change made from a copy read before
+    // the revocation) neither lifts nor postpones the revocation.
+    assert!(store.update(updated.clone()).await.unwrap());
+    let after_stale_update = store.find_by_id(&key.id()).await.unwrap().unwrap();
+    assert_eq!(after_stale_update.revoked_at, Some(at(3)));
+    let mut postponed = updated.clone();
+    postponed.revoked_at = Some(at(10));
+    assert!(store.update(postponed).await.unwrap());
+    assert_eq!(
+        store
+            .find_by_id(&key.id())
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(at(3))
+    );
+    let mut brought_forward = updated.clone();
+    brought_forward.revoked_at = Some(at(2));
+    assert!(store.update(brought_forward).await.unwrap());
+    assert_eq!(
+        store
+            .find_by_id(&key.id())
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(at(2))
+    );
+    assert!(matches!(
+        verify(store, key.as_key_ref(), at(2)).await.unwrap(),
+        Verification::Revoked(_)
+    ));
+
     // Listing: oldest first, every record once, with the latest state.
     let young = ApiKey::generate().unwrap();
     let old = ApiKey::generate().unwrap();
@@ -113,6 +158,6 @@ pub(crate) async fn exercise_store(store: &dyn KeyStore) {
         .collect();
     assert_eq!(names, ["old", "first", "young"]);
     let listed = store.list().await.unwrap();
-    assert_eq!(listed[1].revoked_at, Some(at(3)));
+    assert_eq!(listed[1].revoked_at, Some(at(2)));
     assert_eq!(listed[1].rate_limit_per_minute, 1000);
 }
