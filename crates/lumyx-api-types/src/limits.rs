@@ -1,0 +1,42 @@
+//! Every numeric range the API enforces, in one place.
+//!
+//! Servers, clients and other crates of the workspace (`lumyx-ratelimit`)
+//! should read the ranges from here rather than repeat the numbers.
+
+use std::ops::RangeInclusive;
+
+/// Allowed values of a key's `rate_limit_per_minute` (SPEC §2).
+pub const RATE_LIMIT_PER_MINUTE_RANGE: RangeInclusive<u32> = 1..=1000;
+
+/// `rate_limit_per_minute` of a key created without one.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
+
+/// Allowed values of a key's `daily_limit` (SPEC §2).
+pub const DAILY_LIMIT_RANGE: RangeInclusive<u32> = 1..=10_000;
+
+/// `daily_limit` of a key created without one.
+pub const DEFAULT_DAILY_LIMIT: u32 = 1000;
+
+/// Allowed values of the `limit` query parameter of list endpoints (SPEC §5).
+pub const LIST_LIMIT_RANGE: RangeInclusive<u32> = 1..=100;
+
+/// `limit` of a list request that gives none.
+pub const DEFAULT_LIST_LIMIT: u32 = 20;
+
+/// Allowed values of a chat request's `temperature` (as OpenAI documents it).
+pub const TEMPERATURE_RANGE: RangeInclusive<f64> = 0.0..=2.0;
+
+/// Allowed values of a chat request's `top_p` (as OpenAI documents it).
+pub const TOP_P_RANGE: RangeInclusive<f64> = 0.0..=1.0;
+
+/// Smallest `n` (number of choices) a chat request may ask for.
+pub const MIN_CHOICES: u32 = 1;
+
+/// Most key-value pairs a `metadata` map may hold (as OpenAI documents it).
+pub const METADATA_MAX_PAIRS: usize = 16;
+
+/// Longest `metadata` key, in characters (as OpenAI documents it).
+pub const METADATA_MAX_KEY_CHARS: usize = 64;
+
+/// Longest `metadata` value, in characters (as OpenAI documents it).
+pub const METADATA_MAX_VALUE_CHARS: usize = 512;

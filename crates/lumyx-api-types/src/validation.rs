@@ -1,0 +1,443 @@
+//! Reading request bodies into typed values with OpenAI-style errors, and the
+//! checks serde cannot express (ranges, roles, required-by-role fields).
+//!
+//! Every error names the offending field in `param` as a JSON path:
+//! `model`, `messages[0].role`, `messages[2].content[1].type`, `limit`.
+
+use std::fmt;
+use std::ops::RangeInclusive;
+
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+use serde_path_to_error::Segment;
+
+use crate::chat::{ChatCompletionRequest, ChatMessage, ContentPart, MessageContent, Metadata};
+use crate::conversations::{CreateConversationRequest, UpdateConversationRequest};
+use crate::error::ApiError;
+use crate::keys::{CreateKeyRequest, Scope};
+use crate::limits::{
+    DAILY_LIMIT_RANGE, LIST_LIMIT_RANGE, METADATA_MAX_KEY_CHARS, METADATA_MAX_PAIRS,
+    METADATA_MAX_VALUE_CHARS, MIN_CHOICES, RATE_LIMIT_PER_MINUTE_RANGE, TEMPERATURE_RANGE,
+    TOP_P_RANGE,
+};
+use crate::list::{ListOrder, ListParams};
+use crate::role::Role;
+
+/// Checks a value read from the wire beyond what its type guarantees.
+pub trait Validate {
+    /// `Ok` when the value is acceptable, else the first problem found as a
+    /// 400 `invalid_value` or `missing_field` whose `param` locates it.
+    fn validate(&self) -> Result<(), ApiError>;
+}
+
+/// Reads a request body and validates it: the one call a handler needs.
+///
+/// ```
+/// use lumyx_api_types::{parse_json, ChatCompletionRequest};
+///
+/// let body = br#"{"model":"nova_1_1","messages":[{"role":"critic","content":"hi"}]}"#;
+/// let error = parse_json::<ChatCompletionRequest>(body).unwrap_err();
+/// assert_eq!(error.status().as_u16(), 400);
+/// assert_eq!(error.param(), Some("messages[0].role"));
+///
+/// let error = parse_json::<ChatCompletionRequest>(br#"{"messages":[]}"#).unwrap_err();
+/// assert_eq!(error.code().unwrap().as_str(), "missing_field");
+/// assert_eq!(error.param(), Some("model"));
+/// ```
+pub fn parse_json<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiError> {
+    let value: T = from_json_slice(body)?;
+    value.validate()?;
+    Ok(value)
+}
+
+/// Reads JSON into `T`, turning a failure into a 400 [`ApiError`]:
+/// `invalid_json` for a body that is not JSON (or not an object of the right
+/// shape at its root), `missing_field` for an absent required field,
+/// `invalid_value` for a wrong type or value, each with the JSON path of the
+/// field in `param`.
+///
+/// The path costs nothing on success: only a failed body is read a second
+/// time, with a path tracker.
+pub fn from_json_slice<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|error| {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+            Err(tracked) => classify(tracked.inner(), &render_path(tracked.path())),
+            // The value itself read; what failed is after it (trailing data).
+            Ok(_) => classify(&error, ""),
+        }
+    })
+}
+
+/// [`from_json_slice`] for a `&str`.
+pub fn from_json_str<T: DeserializeOwned>(body: &str) -> Result<T, ApiError> {
+    from_json_slice(body.as_bytes())
+}
+
+/// Without a path (a framework's extractor gave only the error), the field
+/// named in a `missing field` message is still used as `param`.
+impl From<serde_json::Error> for ApiError {
+    fn from(error: serde_json::Error) -> Self {
+        classify(&error, "")
+    }
+}
+
+fn render_path(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => {
+                out.push('[');
+                out.push_str(&index.to_string());
+                out.push(']');
+            }
+            Segment::Map { key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Enum { .. } => {}
+            // Past an untracked step the rest would be a guess: stop at the
+            // last segment known for sure.
+            _ => break,
+        }
+    }
+    out
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+fn between<'a>(message: &'a str, before: &str, after: &str) -> Option<&'a str> {
+    let start = message.find(before)? + before.len();
+    let len = message[start..].find(after)?;
+    Some(&message[start..start + len])
+}
+
+fn classify(error: &serde_json::Error, path: &str) -> ApiError {
+    let full = error.to_string();
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    let message = full.strip_suffix(&suffix).unwrap_or(&full);
+    match error.classify() {
+        Category::Io | Category::Syntax | Category::Eof => ApiError::invalid_json(format!(
+            "{message} at line {}, column {}",
+            error.line(),
+            error.column()
+        )),
+        Category::Data => {
+            if let Some(field) = between(message, "missing field `", "`") {
+                return ApiError::missing_field(join(path, field));
+            }
+            if let Some(field) = between(message, "duplicate field `", "`") {
+                return ApiError::invalid_value(join(path, field), "the field appears twice");
+            }
+            if path.is_empty() {
+                ApiError::invalid_json(message)
+            } else {
+                ApiError::invalid_value(path, message)
+            }
+        }
+    }
+}
+
+struct Range<'a, T>(&'a RangeInclusive<T>);
+
+impl<T: fmt::Display> fmt::Display for Range<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "from {} to {}", self.0.start(), self.0.end())
+    }
+}
+
+fn check_range<T: PartialOrd + fmt::Display>(
+    param: &str,
+    value: T,
+    range: &RangeInclusive<T>,
+    what: &str,
+) -> Result<(), ApiError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_value(
+            param,
+            format_args!("expected {what} {}, got {value}", Range(range)),
+        ))
+    }
+}
+
+/// Checks a key's `rate_limit_per_minute` against
+/// [`RATE_LIMIT_PER_MINUTE_RANGE`](crate::RATE_LIMIT_PER_MINUTE_RANGE).
+pub fn check_rate_limit_per_minute(value: u32) -> Result<(), ApiError> {
+    check_range(
+        "rate_limit_per_minute",
+        value,
+        &RATE_LIMIT_PER_MINUTE_RANGE,
+        "an integer",
+    )
+}
+
+/// Checks a key's `daily_limit` against
+/// [`DAILY_LIMIT_RANGE`](crate::DAILY_LIMIT_RANGE).
+pub fn check_daily_limit(value: u32) -> Result<(), ApiError> {
+    check_range("daily_limit", value, &DAILY_LIMIT_RANGE, "an integer")
+}
+
+fn check_not_empty(param: &str, value: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() {
+        Err(ApiError::invalid_value(
+            param,
+            "expected a non-empty string, got an empty one",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_at_least_one(param: &str, value: Option<u32>) -> Result<(), ApiError> {
+    match value {
+        Some(0) => Err(ApiError::invalid_value(
+            param,
+            format_args!("expected an integer of at least {MIN_CHOICES}, got 0"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_metadata(param: &str, metadata: &Metadata) -> Result<(), ApiError> {
+    if metadata.len() > METADATA_MAX_PAIRS {
+        return Err(ApiError::invalid_value(
+            param,
+            format_args!(
+                "expected at most {METADATA_MAX_PAIRS} pairs, got {}",
+                metadata.len()
+            ),
+        ));
+    }
+    for (key, value) in metadata {
+        let path = || format!("{param}.{key}");
+        if key.chars().count() > METADATA_MAX_KEY_CHARS {
+            return Err(ApiError::invalid_value(
+                path(),
+                format_args!("expected a key of at most {METADATA_MAX_KEY_CHARS} characters"),
+            ));
+        }
+        if value.chars().count() > METADATA_MAX_VALUE_CHARS {
+            return Err(ApiError::invalid_value(
+                path(),
+                format_args!("expected a value of at most {METADATA_MAX_VALUE_CHARS} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn known_list<T: fmt::Display>(known: &[T]) -> String {
+    known
+        .iter()
+        .map(|value| format!("'{value}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn part_allowed(role: &Role, part: &ContentPart) -> bool {
+    match part {
+        ContentPart::Text { .. } => true,
+        ContentPart::Refusal { .. } => *role == Role::Assistant,
+        ContentPart::ImageUrl { .. }
+        | ContentPart::InputAudio { .. }
+        | ContentPart::File { .. } => *role == Role::User,
+        ContentPart::Other(_) => false,
+    }
+}
+
+/// Where a message sits (`messages[3]`), rendered only when an error needs it.
+#[derive(Clone, Copy)]
+struct MessagePath<'a> {
+    list: &'a str,
+    index: usize,
+}
+
+impl MessagePath<'_> {
+    fn field(self, field: &str) -> String {
+        format!("{}[{}].{field}", self.list, self.index)
+    }
+}
+
+fn check_message(at: MessagePath<'_>, message: &ChatMessage) -> Result<(), ApiError> {
+    let role = &message.role;
+    if !role.is_known() {
+        return Err(ApiError::invalid_value(
+            at.field("role"),
+            format_args!("expected one of {}, got '{role}'", known_list(Role::KNOWN)),
+        ));
+    }
+    match &message.content {
+        None => {
+            let has_other_output = message.tool_calls.is_some() || message.refusal.is_some();
+            if !(*role == Role::Assistant && has_other_output) {
+                return Err(ApiError::missing_field(at.field("content")));
+            }
+        }
+        Some(MessageContent::Text(_)) => {}
+        Some(MessageContent::Parts(parts)) => {
+            if parts.is_empty() {
+                return Err(ApiError::invalid_value(
+                    at.field("content"),
+                    "expected a string or at least one content part, got an empty array",
+                ));
+            }
+            for (index, part) in parts.iter().enumerate() {
+                if !part_allowed(role, part) {
+                    return Err(ApiError::invalid_value(
+                        at.field(&format!("content[{index}].type")),
+                        format_args!(
+                            "a content part of type '{}' is not supported in a '{role}' message",
+                            part.kind()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if *role == Role::Tool && message.tool_call_id.is_none() {
+        return Err(ApiError::missing_field(at.field("tool_call_id")));
+    }
+    if *role == Role::Function && message.name.is_none() {
+        return Err(ApiError::missing_field(at.field("name")));
+    }
+    Ok(())
+}
+
+fn check_messages(list: &str, messages: &[ChatMessage]) -> Result<(), ApiError> {
+    for (index, message) in messages.iter().enumerate() {
+        check_message(MessagePath { list, index }, message)?;
+    }
+    Ok(())
+}
+
+impl Validate for ChatMessage {
+    /// Checks the message as the first of a list (`param` starts at `messages[0]`).
+    fn validate(&self) -> Result<(), ApiError> {
+        check_message(
+            MessagePath {
+                list: "messages",
+                index: 0,
+            },
+            self,
+        )
+    }
+}
+
+impl Validate for ChatCompletionRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_not_empty("model", &self.model)?;
+        if self.messages.is_empty() {
+            return Err(ApiError::invalid_value(
+                "messages",
+                "expected at least one message, got an empty array",
+            ));
+        }
+        check_messages("messages", &self.messages)?;
+        if let Some(temperature) = self.temperature {
+            check_range("temperature", temperature, &TEMPERATURE_RANGE, "a number")?;
+        }
+        if let Some(top_p) = self.top_p {
+            check_range("top_p", top_p, &TOP_P_RANGE, "a number")?;
+        }
+        check_at_least_one("n", self.n)?;
+        check_at_least_one("max_tokens", self.max_tokens)?;
+        check_at_least_one("max_completion_tokens", self.max_completion_tokens)?;
+        if self.stream_options.is_some() && !self.is_stream() {
+            return Err(ApiError::invalid_value(
+                "stream_options",
+                "'stream_options' is only allowed when 'stream' is true",
+            ));
+        }
+        if let Some(metadata) = &self.metadata {
+            check_metadata("metadata", metadata)?;
+        }
+        if let Some(conversation_id) = &self.conversation_id {
+            check_not_empty("conversation_id", conversation_id)?;
+        }
+        Ok(())
+    }
+}
+
+impl Validate for CreateKeyRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_not_empty("name", &self.name)?;
+        check_not_empty("owner", &self.owner)?;
+        if let Some(rpm) = self.rate_limit_per_minute {
+            check_rate_limit_per_minute(rpm)?;
+        }
+        if let Some(daily) = self.daily_limit {
+            check_daily_limit(daily)?;
+        }
+        if let Some(expires_at) = self.expires_at
+            && expires_at <= 0
+        {
+            return Err(ApiError::invalid_value(
+                "expires_at",
+                format_args!("expected Unix seconds after 1970-01-01, got {expires_at}"),
+            ));
+        }
+        if let Some(scopes) = &self.scopes {
+            if scopes.is_empty() {
+                return Err(ApiError::invalid_value(
+                    "scopes",
+                    "expected at least one scope (leave 'scopes' out for all of them)",
+                ));
+            }
+            if let Some((index, scope)) = scopes.iter().enumerate().find(|(_, s)| !s.is_known()) {
+                return Err(ApiError::invalid_value(
+                    format!("scopes[{index}]"),
+                    format_args!(
+                        "expected one of {}, got '{scope}'",
+                        known_list(Scope::KNOWN)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Validate for ListParams {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(limit) = self.limit {
+            check_range("limit", limit, &LIST_LIMIT_RANGE, "an integer")?;
+        }
+        if let Some(order) = &self.order
+            && !order.is_known()
+        {
+            return Err(ApiError::invalid_value(
+                "order",
+                format_args!(
+                    "expected one of {}, got '{order}'",
+                    known_list(ListOrder::KNOWN)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Validate for CreateConversationRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(metadata) = &self.metadata {
+            check_metadata("metadata", metadata)?;
+        }
+        check_messages("messages", &self.messages)
+    }
+}
+
+impl Validate for UpdateConversationRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_metadata("metadata", &self.metadata)
+    }
+}

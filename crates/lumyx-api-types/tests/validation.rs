@@ -1,0 +1,468 @@
+//! Every validation rule and every deserialization failure answers the right
+//! `code` and `param`.
+
+use lumyx_api_types::{
+    ApiError, ChatCompletionRequest, ChatMessage, ContentPart, CreateConversationRequest,
+    CreateKeyRequest, DAILY_LIMIT_RANGE, ErrorCode, LIST_LIMIT_RANGE, ListOrder, ListParams,
+    MessageContent, Metadata, RATE_LIMIT_PER_MINUTE_RANGE, Role, Scope, UpdateConversationRequest,
+    Validate, check_daily_limit, check_rate_limit_per_minute, from_json_str, parse_json,
+};
+use serde_json::{Value, json};
+
+#[track_caller]
+fn assert_error(error: &ApiError, code: ErrorCode, param: Option<&str>) {
+    assert_eq!(error.code(), Some(&code), "{error}");
+    assert_eq!(error.param(), param, "{error}");
+    assert_eq!(error.status().as_u16(), 400, "{error}");
+}
+
+/// Parses and validates `body` as a chat request, expecting a failure.
+#[track_caller]
+fn chat_error(body: Value) -> ApiError {
+    parse_json::<ChatCompletionRequest>(body.to_string().as_bytes()).unwrap_err()
+}
+
+fn valid_chat() -> Value {
+    json!({"model": "nova_1_1", "messages": [{"role": "user", "content": "Hi"}]})
+}
+
+fn with(mut body: Value, key: &str, value: Value) -> Value {
+    body[key] = value;
+    body
+}
+
+#[test]
+fn a_valid_request_passes() {
+    let request: ChatCompletionRequest = parse_json(valid_chat().to_string().as_bytes()).unwrap();
+    assert_eq!(request.model, "nova_1_1");
+}
+
+#[test]
+fn missing_model_is_missing_field_model() {
+    let error = chat_error(json!({"messages": [{"role": "user", "content": "Hi"}]}));
+    assert_error(&error, ErrorCode::MissingField, Some("model"));
+    assert!(error.message().contains("'model'"), "{error}");
+}
+
+#[test]
+fn empty_model_is_invalid_value_model() {
+    let error = chat_error(with(valid_chat(), "model", json!("")));
+    assert_error(&error, ErrorCode::InvalidValue, Some("model"));
+}
+
+#[test]
+fn missing_messages_is_missing_field_messages() {
+    let error = chat_error(json!({"model": "nova_1_1"}));
+    assert_error(&error, ErrorCode::MissingField, Some("messages"));
+}
+
+#[test]
+fn empty_messages_is_invalid_value_messages() {
+    let error = chat_error(with(valid_chat(), "messages", json!([])));
+    assert_error(&error, ErrorCode::InvalidValue, Some("messages"));
+}
+
+#[test]
+fn unknown_role_is_invalid_value_at_its_index() {
+    let messages = json!([
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "critic", "content": "Meh"}
+    ]);
+    let error = chat_error(with(valid_chat(), "messages", messages));
+    assert_error(&error, ErrorCode::InvalidValue, Some("messages[2].role"));
+    assert!(error.message().contains("'critic'"), "{error}");
+    assert!(error.message().contains("'developer'"), "{error}");
+}
+
+#[test]
+fn role_of_a_wrong_type_is_invalid_value_at_its_path() {
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!([{"role": 7, "content": "x"}]),
+    ));
+    assert_error(&error, ErrorCode::InvalidValue, Some("messages[0].role"));
+}
+
+#[test]
+fn missing_role_is_missing_field_at_its_path() {
+    let messages = json!([{"role": "user", "content": "Hi"}, {"content": "no role"}]);
+    let error = chat_error(with(valid_chat(), "messages", messages));
+    assert_error(&error, ErrorCode::MissingField, Some("messages[1].role"));
+}
+
+#[test]
+fn content_is_required_except_for_assistant_tool_calls() {
+    let error = chat_error(with(valid_chat(), "messages", json!([{"role": "user"}])));
+    assert_error(&error, ErrorCode::MissingField, Some("messages[0].content"));
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": null}]),
+    ));
+    assert_error(&error, ErrorCode::MissingField, Some("messages[1].content"));
+    let ok = with(
+        valid_chat(),
+        "messages",
+        json!([
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "42"}
+        ]),
+    );
+    parse_json::<ChatCompletionRequest>(ok.to_string().as_bytes()).unwrap();
+}
+
+#[test]
+fn tool_message_needs_tool_call_id() {
+    let messages = json!([{"role": "user", "content": "Hi"}, {"role": "tool", "content": "42"}]);
+    let error = chat_error(with(valid_chat(), "messages", messages));
+    assert_error(
+        &error,
+        ErrorCode::MissingField,
+        Some("messages[1].tool_call_id"),
+    );
+}
+
+#[test]
+fn function_message_needs_name() {
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!([{"role": "function", "content": "42"}]),
+    ));
+    assert_error(&error, ErrorCode::MissingField, Some("messages[0].name"));
+}
+
+#[test]
+fn content_parts_are_checked_per_role() {
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!([{"role": "user", "content": []}]),
+    ));
+    assert_error(&error, ErrorCode::InvalidValue, Some("messages[0].content"));
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!([{"role": "system", "content": [
+            {"type": "text", "text": "Be brief"},
+            {"type": "image_url", "image_url": {"url": "https://x/y.png"}}
+        ]}]),
+    ));
+    assert_error(
+        &error,
+        ErrorCode::InvalidValue,
+        Some("messages[0].content[1].type"),
+    );
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!([{"role": "user", "content": [{"type": "hologram"}]}]),
+    ));
+    assert_error(
+        &error,
+        ErrorCode::InvalidValue,
+        Some("messages[0].content[0].type"),
+    );
+}
+
+#[test]
+fn a_content_part_missing_its_field_names_the_field() {
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text"}]}]),
+    ));
+    assert_error(
+        &error,
+        ErrorCode::MissingField,
+        Some("messages[0].content[1].text"),
+    );
+}
+
+#[test]
+fn temperature_must_be_within_0_and_2() {
+    for bad in [json!(-0.1), json!(2.01), json!(3)] {
+        let error = chat_error(with(valid_chat(), "temperature", bad));
+        assert_error(&error, ErrorCode::InvalidValue, Some("temperature"));
+        assert!(error.message().contains("from 0 to 2"), "{error}");
+    }
+    for good in [json!(0), json!(0.7), json!(2)] {
+        let body = with(valid_chat(), "temperature", good).to_string();
+        parse_json::<ChatCompletionRequest>(body.as_bytes()).unwrap();
+    }
+    let error = chat_error(with(valid_chat(), "temperature", json!("hot")));
+    assert_error(&error, ErrorCode::InvalidValue, Some("temperature"));
+}
+
+#[test]
+fn top_p_must_be_within_0_and_1() {
+    let error = chat_error(with(valid_chat(), "top_p", json!(1.5)));
+    assert_error(&error, ErrorCode::InvalidValue, Some("top_p"));
+}
+
+#[test]
+fn n_must_be_at_least_1() {
+    let error = chat_error(with(valid_chat(), "n", json!(0)));
+    assert_error(&error, ErrorCode::InvalidValue, Some("n"));
+    let error = chat_error(with(valid_chat(), "n", json!(-1)));
+    assert_error(&error, ErrorCode::InvalidValue, Some("n"));
+    let body = with(valid_chat(), "n", json!(2)).to_string();
+    parse_json::<ChatCompletionRequest>(body.as_bytes()).unwrap();
+}
+
+#[test]
+fn token_limits_must_be_at_least_1() {
+    let error = chat_error(with(valid_chat(), "max_tokens", json!(0)));
+    assert_error(&error, ErrorCode::InvalidValue, Some("max_tokens"));
+    let error = chat_error(with(valid_chat(), "max_completion_tokens", json!(0)));
+    assert_error(
+        &error,
+        ErrorCode::InvalidValue,
+        Some("max_completion_tokens"),
+    );
+}
+
+#[test]
+fn stream_options_need_stream() {
+    let body = with(
+        valid_chat(),
+        "stream_options",
+        json!({"include_usage": true}),
+    );
+    let error = chat_error(body.clone());
+    assert_error(&error, ErrorCode::InvalidValue, Some("stream_options"));
+    let body = with(body, "stream", json!(true)).to_string();
+    parse_json::<ChatCompletionRequest>(body.as_bytes()).unwrap();
+}
+
+#[test]
+fn metadata_limits() {
+    let many: serde_json::Map<String, Value> =
+        (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let error = chat_error(with(valid_chat(), "metadata", Value::Object(many)));
+    assert_error(&error, ErrorCode::InvalidValue, Some("metadata"));
+    let long = "v".repeat(513);
+    let error = chat_error(with(valid_chat(), "metadata", json!({"note": long})));
+    assert_error(&error, ErrorCode::InvalidValue, Some("metadata.note"));
+    let error = chat_error(with(valid_chat(), "metadata", json!({"note": 1})));
+    assert_error(&error, ErrorCode::InvalidValue, Some("metadata.note"));
+}
+
+#[test]
+fn empty_conversation_id_is_invalid() {
+    let error = chat_error(with(valid_chat(), "conversation_id", json!(" ")));
+    assert_error(&error, ErrorCode::InvalidValue, Some("conversation_id"));
+}
+
+#[test]
+fn wrong_types_deep_in_the_body_name_their_path() {
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!([{"role": "user", "content": 5}]),
+    ));
+    assert_error(&error, ErrorCode::InvalidValue, Some("messages[0].content"));
+    let error = chat_error(with(
+        valid_chat(),
+        "stream_options",
+        json!({"include_usage": "yes"}),
+    ));
+    assert_error(
+        &error,
+        ErrorCode::InvalidValue,
+        Some("stream_options.include_usage"),
+    );
+    let error = chat_error(with(valid_chat(), "stop", json!(["a", 1])));
+    assert_error(&error, ErrorCode::InvalidValue, Some("stop[1]"));
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!([{"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f"}}]}]),
+    ));
+    assert_error(
+        &error,
+        ErrorCode::MissingField,
+        Some("messages[0].tool_calls[0].function.arguments"),
+    );
+}
+
+#[test]
+fn duplicate_fields_are_invalid_values() {
+    let error = parse_json::<ChatCompletionRequest>(br#"{"model":"a","model":"b","messages":[]}"#)
+        .unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("model"));
+}
+
+#[test]
+fn bodies_that_are_not_json_are_invalid_json_without_param() {
+    for body in [
+        &b""[..],
+        b"{",
+        b"not json",
+        b"{\"model\": }",
+        b"[]",
+        b"42",
+        b"null",
+        b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]} trailing",
+        b"\xff\xfe",
+    ] {
+        let error = parse_json::<ChatCompletionRequest>(body).unwrap_err();
+        assert_error(&error, ErrorCode::InvalidJson, None);
+    }
+    let error = parse_json::<ChatCompletionRequest>(b"{").unwrap_err();
+    assert!(error.message().contains("line 1, column 1"), "{error}");
+}
+
+#[test]
+fn serde_json_error_without_path_still_finds_missing_fields() {
+    let error: ApiError = serde_json::from_str::<ChatCompletionRequest>(r#"{"messages":[]}"#)
+        .unwrap_err()
+        .into();
+    assert_error(&error, ErrorCode::MissingField, Some("model"));
+}
+
+#[test]
+fn from_json_str_does_not_validate() {
+    let request: ChatCompletionRequest =
+        from_json_str(r#"{"model":"m","messages":[],"temperature":9}"#).unwrap();
+    assert_eq!(request.temperature, Some(9.0));
+    assert!(request.validate().is_err());
+}
+
+#[test]
+fn list_limit_must_be_within_1_and_100() {
+    for limit in [0, 101, 1000] {
+        let error = ListParams {
+            limit: Some(limit),
+            ..ListParams::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_error(&error, ErrorCode::InvalidValue, Some("limit"));
+        assert!(error.message().contains("from 1 to 100"), "{error}");
+    }
+    for limit in [*LIST_LIMIT_RANGE.start(), 20, *LIST_LIMIT_RANGE.end()] {
+        ListParams {
+            limit: Some(limit),
+            ..ListParams::default()
+        }
+        .validate()
+        .unwrap();
+    }
+    assert_eq!(ListParams::default().limit_or_default(), 20);
+}
+
+#[test]
+fn list_order_must_be_asc_or_desc() {
+    let params: ListParams = serde_json::from_str(r#"{"order":"random"}"#).unwrap();
+    let error = params.validate().unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("order"));
+    let params: ListParams = serde_json::from_str(r#"{"order":"desc","limit":5}"#).unwrap();
+    params.validate().unwrap();
+    assert_eq!(params.order, Some(ListOrder::Desc));
+}
+
+#[test]
+fn key_limits_must_be_within_their_ranges() {
+    let base = CreateKeyRequest::new("ci", "acct_1");
+    for rpm in [0, 1001] {
+        let error = base.clone().with_limits(rpm, 1000).validate().unwrap_err();
+        assert_error(
+            &error,
+            ErrorCode::InvalidValue,
+            Some("rate_limit_per_minute"),
+        );
+        assert!(error.message().contains("from 1 to 1000"), "{error}");
+    }
+    for daily in [0, 10_001] {
+        let error = base.clone().with_limits(60, daily).validate().unwrap_err();
+        assert_error(&error, ErrorCode::InvalidValue, Some("daily_limit"));
+        assert!(error.message().contains("from 1 to 10000"), "{error}");
+    }
+    for (rpm, daily) in [
+        (
+            *RATE_LIMIT_PER_MINUTE_RANGE.start(),
+            *DAILY_LIMIT_RANGE.start(),
+        ),
+        (*RATE_LIMIT_PER_MINUTE_RANGE.end(), *DAILY_LIMIT_RANGE.end()),
+    ] {
+        base.clone().with_limits(rpm, daily).validate().unwrap();
+        check_rate_limit_per_minute(rpm).unwrap();
+        check_daily_limit(daily).unwrap();
+    }
+    assert!(check_rate_limit_per_minute(1001).is_err());
+    assert!(check_daily_limit(0).is_err());
+}
+
+#[test]
+fn key_request_needs_name_owner_and_known_scopes() {
+    let error = parse_json::<CreateKeyRequest>(br#"{"owner":"acct_1"}"#).unwrap_err();
+    assert_error(&error, ErrorCode::MissingField, Some("name"));
+    let error = CreateKeyRequest::new("", "acct_1").validate().unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("name"));
+    let error = CreateKeyRequest::new("ci", "").validate().unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("owner"));
+    let error = CreateKeyRequest::new("ci", "acct_1")
+        .with_scopes(vec![])
+        .validate()
+        .unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("scopes"));
+    let error = parse_json::<CreateKeyRequest>(
+        br#"{"name":"ci","owner":"acct_1","scopes":["chat","admin"]}"#,
+    )
+    .unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("scopes[1]"));
+    let error = CreateKeyRequest::new("ci", "acct_1")
+        .with_expires_at(0)
+        .validate()
+        .unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("expires_at"));
+    let error = parse_json::<CreateKeyRequest>(br#"{"name":"ci","owner":"a","daily_limit":-5}"#)
+        .unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("daily_limit"));
+    let request = CreateKeyRequest::new("ci", "acct_1");
+    assert_eq!(request.scopes(), Scope::all());
+    assert_eq!(request.rate_limit_per_minute(), 60);
+}
+
+#[test]
+fn conversation_requests_check_messages_and_metadata() {
+    let request = CreateConversationRequest {
+        metadata: None,
+        messages: vec![
+            ChatMessage::user("Hi"),
+            ChatMessage::new(Role::from("bot"), "x"),
+        ],
+    };
+    let error = request.validate().unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("messages[1].role"));
+    CreateConversationRequest::default().validate().unwrap();
+    let metadata: Metadata = [("k".repeat(65), "v".to_owned())].into_iter().collect();
+    let error = UpdateConversationRequest { metadata }
+        .validate()
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&ErrorCode::InvalidValue));
+    assert!(error.param().unwrap().starts_with("metadata."), "{error}");
+}
+
+#[test]
+fn a_single_message_validates_on_its_own() {
+    ChatMessage::user("Hi").validate().unwrap();
+    let mut message = ChatMessage::assistant("x");
+    message.content = Some(MessageContent::Parts(vec![ContentPart::Refusal {
+        refusal: "no".into(),
+    }]));
+    message.validate().unwrap();
+    message.role = Role::User;
+    let error = message.validate().unwrap_err();
+    assert_error(
+        &error,
+        ErrorCode::InvalidValue,
+        Some("messages[0].content[0].type"),
+    );
+}
