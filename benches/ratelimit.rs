@@ -1,1 +1,314 @@
-fn main() {}
+//! lumyx-ratelimit beside its anchor, governor's keyed limiter.
+//!
+//! * `memory`: one decision (our minute + day, governor's minute only) on the
+//!   same keys, 1 key and 100,000 keys, on 1 and 2 threads, both on their
+//!   default (real) clocks.
+//! * state bytes per key with 1,000,000 keys, printed before the groups run.
+//! * `redis`: decisions per second with 50 concurrent callers on loopback,
+//!   and a count of Redis commands per decision (printed), when a
+//!   `redis-server` binary is installed.
+//!
+//! Run: `cargo bench -p lumyx-benches --bench ratelimit`.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use lumyx_ratelimit::{Limits, MemoryLimiter, OutagePolicy, RedisLimiter};
+use lumyx_test_support::RedisServer;
+
+const MANY_KEYS: u64 = 100_000;
+
+/// The keys visited by call `i`: a fixed scatter over `n` keys, so both
+/// limiters see the same sequence and neither is helped by locality.
+fn key(i: u64, n: u64) -> u64 {
+    i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % n
+}
+
+fn lumyx(n: u64) -> MemoryLimiter<u64> {
+    let limiter = MemoryLimiter::<u64, _>::with_clock(lumyx_ratelimit::SystemClock);
+    for k in 0..n {
+        let _ = limiter.check(&k, Limits::default());
+    }
+    limiter
+}
+
+fn governor(n: u64) -> DefaultKeyedRateLimiter<u64> {
+    let limiter = RateLimiter::keyed(Quota::per_minute(NonZeroU32::new(60).unwrap()));
+    for k in 0..n {
+        let _ = limiter.check_key(&k);
+    }
+    limiter
+}
+
+/// Runs `iters` calls of `f` split over `threads` threads; returns the wall time.
+fn on_threads(threads: u64, iters: u64, f: &(impl Fn(u64) + Sync)) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            scope.spawn(move || {
+                let per_thread = iters / threads;
+                let base = t * per_thread * 7919;
+                for i in 0..per_thread {
+                    f(base + i);
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+/// The clocks alone: part of every decision, and where the two differ most.
+fn clocks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("clock");
+    group.bench_function("std SystemTime::now", |b| {
+        b.iter(|| black_box(std::time::SystemTime::now()))
+    });
+    group.bench_function("lumyx SystemClock", |b| {
+        b.iter(|| black_box(lumyx_ratelimit::Clock::now(&lumyx_ratelimit::SystemClock)))
+    });
+    let clock = governor::clock::DefaultClock::default();
+    group.bench_function("governor DefaultClock", |b| {
+        b.iter(|| black_box(governor::clock::Clock::now(&clock)))
+    });
+    group.finish();
+}
+
+fn memory(c: &mut Criterion) {
+    let mut group = c.benchmark_group("memory");
+    group.throughput(Throughput::Elements(1));
+    let limits = Limits::default();
+    for (label, n) in [("1 key", 1), ("100k keys", MANY_KEYS)] {
+        let ours = lumyx(n);
+        let theirs = governor(n);
+        for threads in [1, 2] {
+            let id = format!(
+                "{label}, {threads} thread{}",
+                if threads > 1 { "s" } else { "" }
+            );
+            group.bench_function(BenchmarkId::new("lumyx minute+day", &id), |b| {
+                b.iter_custom(|iters| {
+                    on_threads(threads, iters, &|i| {
+                        let _ = black_box(ours.check(&key(i, n), limits));
+                    })
+                })
+            });
+            group.bench_function(BenchmarkId::new("governor minute", &id), |b| {
+                b.iter_custom(|iters| {
+                    on_threads(threads, iters, &|i| {
+                        let _ = black_box(theirs.check_key(&key(i, n)));
+                    })
+                })
+            });
+        }
+    }
+    // The decision logic alone: both on clocks that do not move.
+    for (label, n) in [("1 key", 1), ("100k keys", MANY_KEYS)] {
+        let ours = MemoryLimiter::<u64, _>::with_clock(lumyx_ratelimit::ManualClock::at(
+            "2026-11-27T12:00:00Z".parse().unwrap(),
+        ));
+        let theirs = RateLimiter::dashmap_with_clock(
+            Quota::per_minute(NonZeroU32::new(60).unwrap()),
+            governor::clock::FakeRelativeClock::default(),
+        );
+        for k in 0..n {
+            let _ = ours.check(&k, limits);
+            let _ = theirs.check_key(&k);
+        }
+        let id = format!("{label}, 1 thread, frozen clock");
+        group.bench_function(BenchmarkId::new("lumyx minute+day", &id), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i += 1;
+                black_box(ours.check(&key(i, n), limits))
+            })
+        });
+        group.bench_function(BenchmarkId::new("governor minute", &id), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i += 1;
+                black_box(theirs.check_key(&key(i, n)))
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Resident set size in bytes, from /proc (Linux).
+fn rss() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn memory_report() {
+    const KEYS: u64 = 1_000_000;
+    let before = rss();
+    let limiter = lumyx(KEYS);
+    let after = rss();
+    let len = limiter.len() as u64;
+    let capacity = limiter.capacity() as u64;
+    let slot = MemoryLimiter::<u64>::SLOT_BYTES as u64;
+    println!("state per key, {KEYS} keys (u64 keys):");
+    println!(
+        "  limiter state: {} bytes/key (one AtomicU64: GCRA arrival time 37 bits, day count 14, UTC day 13)",
+        MemoryLimiter::<u64>::STATE_BYTES
+    );
+    println!(
+        "  map slot: {slot} bytes (key + state) + 1 control byte; \
+         {len} keys in {capacity} slots ({:.0}% full)",
+        100.0 * len as f64 / capacity as f64
+    );
+    println!(
+        "  map total: {:.1} bytes/key by capacity, overhead beyond state {:.1} bytes/key",
+        (capacity * (slot + 1)) as f64 / len as f64,
+        (capacity * (slot + 1)) as f64 / len as f64 - MemoryLimiter::<u64>::STATE_BYTES as f64
+    );
+    if let (Some(before), Some(after)) = (before, after) {
+        println!(
+            "  resident set growth: {:.1} bytes/key",
+            (after - before) as f64 / len as f64
+        );
+    }
+    drop(limiter);
+    let before = rss();
+    let theirs = governor(KEYS);
+    if let (Some(before), Some(after)) = (before, rss()) {
+        println!(
+            "  governor keyed (dashmap), same keys: resident set growth {:.1} bytes/key",
+            (after.saturating_sub(before)) as f64 / theirs.len() as f64
+        );
+    }
+}
+
+/// `INFO all` over a plain TCP connection (RESP by hand keeps this bench's
+/// dependencies to the workspace's own): `total_commands_processed` and the
+/// calls of each command.
+fn command_counts(port: u16) -> (u64, HashMap<String, u64>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"*2\r\n$4\r\nINFO\r\n$3\r\nall\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut header = String::new();
+    reader.read_line(&mut header).unwrap();
+    let len: usize = header.trim().trim_start_matches('$').parse().unwrap();
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    let info = String::from_utf8(body).unwrap();
+    let number = |text: &str| -> u64 {
+        text.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut total = 0;
+    let mut calls = HashMap::new();
+    for line in info.lines() {
+        if let Some(rest) = line.strip_prefix("total_commands_processed:") {
+            total = number(rest);
+        } else if let Some((name, stats)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|rest| rest.split_once(":calls="))
+        {
+            calls.insert(name.to_owned(), number(stats));
+        }
+    }
+    (total, calls)
+}
+
+async fn run_clients(limiter: &Arc<RedisLimiter>, clients: u64, decisions: u64) {
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let limiter = Arc::clone(limiter);
+        tasks.push(tokio::spawn(async move {
+            let limits = Limits::new(1000, 10_000).unwrap();
+            for i in 0..decisions / clients {
+                let key = format!("bench-{}", key(client * 1_000_003 + i, 1000));
+                let _ = black_box(limiter.check(&key, limits).await.unwrap());
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+fn redis(c: &mut Criterion) {
+    let Some(server) = RedisServer::start_or_skip("ratelimit bench") else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let limiter = runtime.block_on(async {
+        RedisLimiter::builder(server.url())
+            .outage_policy(OutagePolicy::Closed)
+            .timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap()
+    });
+    let limiter = Arc::new(limiter);
+
+    // One round trip per decision: N decisions, N commands.
+    runtime.block_on(async {
+        run_clients(&limiter, 50, 1000).await; // loads the script
+        const N: u64 = 10_000;
+        let (total_before, calls_before) = command_counts(server.port());
+        let start = Instant::now();
+        run_clients(&limiter, 50, N).await;
+        let elapsed = start.elapsed();
+        let (total_after, calls_after) = command_counts(server.port());
+        let delta = |name: &str| {
+            calls_after.get(name).copied().unwrap_or(0)
+                - calls_before.get(name).copied().unwrap_or(0)
+        };
+        println!(
+            "redis, 50 concurrent clients: {N} decisions in {elapsed:?} = {:.0} decisions/s",
+            N as f64 / elapsed.as_secs_f64()
+        );
+        // Redis counts the commands a script runs among all commands; the
+        // ones a client sent are the rest (less the first INFO, counted in
+        // the second reading).
+        let inside_script = delta("get") + delta("set") + delta("time");
+        println!(
+            "redis round trips: {N} decisions -> {} EVALSHA, {} commands sent by clients \
+             ({} processed in total, {inside_script} of them GET/SET/TIME inside the script)",
+            delta("evalsha"),
+            total_after - total_before - inside_script - 1,
+            total_after - total_before - 1,
+        );
+    });
+
+    let mut group = c.benchmark_group("redis");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function("50 concurrent clients", |b| {
+        b.iter_custom(|iters| {
+            let iters = iters.max(50);
+            runtime.block_on(async {
+                let start = Instant::now();
+                run_clients(&limiter, 50, iters).await;
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, clocks, memory, redis);
+
+fn main() {
+    memory_report();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -5,6 +5,7 @@ use lumyx_keys::{
     ApiKey, ApiKeyRef, Error, KEY_LEN, KeyDigest, KeyFormat, KeyHint, KeyId, KeyPrefix,
 };
 use proptest::prelude::*;
+use sha2::Digest as _;
 
 const KAT_RANDOM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef012";
 const KAT_KEY: &str = "nova_0123456789abcdef0123456789abcdef0123456789abcdef012ece76dce";
@@ -390,6 +391,9 @@ proptest! {
         prop_assert_eq!(parsed.hint().to_string().parse::<KeyHint>().unwrap(), key.hint());
         prop_assert_eq!(parsed.id().to_string().parse::<KeyId>().unwrap(), key.id());
         prop_assert_eq!(parsed.digest().to_hex().parse::<KeyDigest>().unwrap(), key.digest());
+        // The digest is the SHA-256 of the key's 64 bytes (SPEC §1.3).
+        let standard: [u8; 32] = sha2::Sha256::digest(text.as_bytes()).into();
+        prop_assert_eq!(*key.digest().as_bytes(), standard);
     }
 
     #[test]

@@ -1,0 +1,314 @@
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::AtomicU64;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::policy::PackedState;
+use crate::{Clock, Decision, FastHashBuilder, Limits, Snapshot, SystemClock};
+
+/// The number of shards: enough that threads rarely meet on one lock, few
+/// enough that an idle limiter stays small.
+const SHARDS: usize = 64;
+
+/// A shard is swept no earlier than when it holds this many keys.
+const MIN_SWEEP: usize = 64;
+
+/// An in-memory limiter: for every key a per-minute token bucket (GCRA) and a
+/// per-UTC-day counter, decided together in one atomic step.
+///
+/// * Keyed by any `K: Hash + Eq`; look-ups take a borrowed form (`&str` for
+///   `String` keys) and the key is cloned only when first seen.
+/// * Limits are passed with every call, so each key has its own, and changing
+///   them keeps the key's state.
+/// * 64 shards, each an `RwLock<HashMap<K, AtomicU64>>`, keys hashed by
+///   default with the randomly seeded [`FastHashBuilder`]. A known key is
+///   decided under the read lock by one compare-and-swap of its 8-byte state
+///   (both policies packed in one word), so requests never wait for each
+///   other; only a new key takes the write lock.
+/// * Memory reclaims itself: when a shard has doubled since its last sweep, the
+///   insert that notices it drops every key whose bucket is full and whose
+///   count is from a past day (a key that looks exactly like a new one). No
+///   background thread, amortized O(1) per insert.
+///
+/// ```
+/// use std::time::Duration;
+/// use lumyx_ratelimit::{DeniedBy, Limits, ManualClock, MemoryLimiter};
+///
+/// let clock = ManualClock::at("2026-11-27T10:00:00Z".parse()?);
+/// let limiter = MemoryLimiter::<String, _>::with_clock(clock.clone());
+/// let limits = Limits::new(2, 1000)?;
+///
+/// assert!(limiter.check("key_1", limits).is_admitted());
+/// assert!(limiter.check("key_1", limits).is_admitted());
+/// let denied = limiter.check("key_1", limits);
+/// assert_eq!(denied.denial().unwrap().denied_by, DeniedBy::Minute);
+/// assert_eq!(denied.retry_after(), Some(Duration::from_secs(30)));
+///
+/// clock.advance(Duration::from_secs(30));
+/// assert!(limiter.check("key_1", limits).is_admitted());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct MemoryLimiter<K, C = SystemClock, S = FastHashBuilder> {
+    shards: Box<[Shard<K, S>]>,
+    clock: C,
+    hasher: S,
+}
+
+/// The usual in-memory limiter: `String` keys, the system clock.
+pub type DefaultMemoryLimiter = MemoryLimiter<String>;
+
+/// One shard on its own cache lines, so two threads on two shards do not
+/// bounce one line between cores.
+#[repr(align(128))]
+struct Shard<K, S> {
+    inner: RwLock<ShardMap<K, S>>,
+}
+
+struct ShardMap<K, S> {
+    /// Keyed by `K` with the limiter's own hasher: the slot is just the key
+    /// and 8 bytes of state (16 bytes for a `u64` key).
+    entries: HashMap<K, AtomicU64, S>,
+    sweep_at: usize,
+}
+
+impl<K: Hash + Eq, S: BuildHasher> ShardMap<K, S> {
+    fn insert(&mut self, key: K, state: AtomicU64, now: u64) {
+        if self.entries.len() >= self.sweep_at {
+            self.sweep(now);
+        }
+        self.entries.insert(key, state);
+    }
+
+    fn sweep(&mut self, now: u64) -> usize {
+        let before = self.entries.len();
+        self.entries
+            .retain(|_, state| !PackedState::load(state).is_idle(now));
+        let kept = self.entries.len();
+        self.sweep_at = (kept * 2).max(MIN_SWEEP);
+        // Give memory back after a large drop, keeping room to grow to the next sweep.
+        if self.entries.capacity() > 4 * self.sweep_at {
+            self.entries.shrink_to(self.sweep_at);
+        }
+        before - kept
+    }
+}
+
+impl MemoryLimiter<String> {
+    /// A limiter with `String` keys on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(SystemClock)
+    }
+}
+
+impl Default for MemoryLimiter<String> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, C> MemoryLimiter<K, C> {
+    /// A limiter on `clock` (e.g. a [`ManualClock`](crate::ManualClock)).
+    pub fn with_clock(clock: C) -> Self {
+        Self::with_clock_and_hasher(clock, FastHashBuilder::new())
+    }
+}
+
+impl<K, C, S: Clone> MemoryLimiter<K, C, S> {
+    /// A limiter on `clock` hashing keys with `hasher`. The default,
+    /// [`FastHashBuilder`], is fast and randomly seeded; std's
+    /// [`RandomState`](std::hash::RandomState) resists hash flooding by keys an
+    /// attacker can choose, at several times the cost.
+    pub fn with_clock_and_hasher(clock: C, hasher: S) -> Self {
+        let shards = (0..SHARDS)
+            .map(|_| Shard {
+                inner: RwLock::new(ShardMap {
+                    entries: HashMap::with_hasher(hasher.clone()),
+                    sweep_at: MIN_SWEEP,
+                }),
+            })
+            .collect();
+        Self {
+            shards,
+            clock,
+            hasher,
+        }
+    }
+}
+
+impl<K, C, S> MemoryLimiter<K, C, S> {
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The number of keys with state.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| read(shard).entries.len())
+            .sum()
+    }
+
+    /// Whether no key has state.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The number of keys the maps can hold without reallocating (for memory
+    /// accounting: each slot costs [`MemoryLimiter::SLOT_BYTES`] plus one control byte).
+    pub fn capacity(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| read(shard).entries.capacity())
+            .sum()
+    }
+
+    /// The bytes of limiter state per key (both policies): 8.
+    pub const STATE_BYTES: usize = std::mem::size_of::<AtomicU64>();
+
+    /// The bytes of one map slot: the key and the state.
+    pub const SLOT_BYTES: usize = std::mem::size_of::<(K, AtomicU64)>();
+}
+
+impl<K, C, S> MemoryLimiter<K, C, S>
+where
+    K: Hash + Eq,
+    C: Clock,
+    S: BuildHasher,
+{
+    /// Decides one request of `key` under `limits`, consuming from both
+    /// policies iff both admit it.
+    pub fn check<Q>(&self, key: &Q, limits: Limits) -> Decision
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let now = self.clock.now().unix_micros();
+        let shard = self.shard(key);
+        let known = read(shard)
+            .entries
+            .get(key)
+            .map(|cell| PackedState::apply_shared(cell, limits, now));
+        let outcome = known.unwrap_or_else(|| {
+            let mut map = write(shard);
+            // Another thread may have inserted the key since the read lock.
+            if let Some(cell) = map.entries.get(key) {
+                return PackedState::apply_shared(cell, limits, now);
+            }
+            let cell = AtomicU64::new(0);
+            let outcome = PackedState::apply_shared(&cell, limits, now);
+            map.insert(key.to_owned(), cell, now);
+            outcome
+        });
+        // The snapshot's arithmetic runs after the lock is released.
+        outcome.decision(limits, now)
+    }
+
+    /// The state of `key` under `limits` now, consuming nothing and creating
+    /// no state for an unknown key.
+    pub fn peek<Q>(&self, key: &Q, limits: Limits) -> Snapshot
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let now = self.clock.now().unix_micros();
+        let state = read(self.shard(key))
+            .entries
+            .get(key)
+            .map(PackedState::load);
+        state.unwrap_or_default().peek(limits, now)
+    }
+
+    /// Drops the state of every idle key now (full bucket, nothing counted
+    /// today) and returns how many were dropped. Never needed for bounded
+    /// memory, since inserts sweep on their own; useful before measuring.
+    pub fn sweep(&self) -> usize {
+        let now = self.clock.now().unix_micros();
+        self.shards
+            .iter()
+            .map(|shard| write(shard).sweep(now))
+            .sum()
+    }
+
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &Shard<K, S> {
+        // Bits 32.. pick the shard: the map (same hasher, same hash) uses the
+        // low bits for the bucket and the top 7 for its tags, so neither loses
+        // entropy within a shard.
+        let hash = self.hasher.hash_one(key);
+        &self.shards[(hash >> 32) as usize % SHARDS]
+    }
+}
+
+// A panic under a lock (only possible in a user's Hash or Eq) leaves every
+// state valid: each is one atomic word. Hence poisoning is ignored.
+
+fn read<K, S>(shard: &Shard<K, S>) -> RwLockReadGuard<'_, ShardMap<K, S>> {
+    shard.inner.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<K, S>(shard: &Shard<K, S>) -> RwLockWriteGuard<'_, ShardMap<K, S>> {
+    shard.inner.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<K, C: fmt::Debug, S> fmt::Debug for MemoryLimiter<K, C, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryLimiter")
+            .field("shards", &self.shards.len())
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ManualClock;
+
+    #[test]
+    fn idle_keys_are_reclaimed_by_later_inserts() {
+        let clock = ManualClock::at("2026-11-27T12:00:00Z".parse().unwrap());
+        let limiter = MemoryLimiter::<u64, _>::with_clock(clock.clone());
+        let limits = Limits::default();
+        for key in 0..10_000u64 {
+            let _ = limiter.check(&key, limits);
+        }
+        assert_eq!(limiter.len(), 10_000);
+        // Next day: the old keys look new, and inserting new keys sweeps them.
+        clock.advance(Duration::from_secs(86_400));
+        for key in 10_000..20_000u64 {
+            let _ = limiter.check(&key, limits);
+        }
+        assert!(limiter.len() < 15_000, "len {}", limiter.len());
+        assert_eq!(limiter.sweep(), 0);
+        // Same day, recent keys are kept: their counts still matter.
+        assert!(limiter.len() >= 10_000);
+    }
+
+    #[test]
+    fn active_keys_are_never_reclaimed() {
+        let clock = ManualClock::at("2026-11-27T00:00:00Z".parse().unwrap());
+        let limiter = MemoryLimiter::<u64, _>::with_clock(clock.clone());
+        let limits = Limits::new(1000, 2).unwrap();
+        for key in 0..5_000u64 {
+            let _ = limiter.check(&key, limits);
+        }
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(limiter.sweep(), 0);
+        for key in 0..5_000u64 {
+            assert!(limiter.check(&key, limits).is_admitted());
+            assert!(!limiter.check(&key, limits).is_admitted());
+        }
+    }
+
+    #[test]
+    fn peek_creates_nothing() {
+        let limiter = MemoryLimiter::<String, _>::with_clock(ManualClock::default());
+        let snapshot = limiter.peek("k", Limits::default());
+        assert_eq!(snapshot.minute.remaining, 60);
+        assert!(limiter.is_empty());
+    }
+}
