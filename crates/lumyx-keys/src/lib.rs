@@ -24,10 +24,10 @@ pub use format::{
 pub use hint::KeyHint;
 pub use id::KeyId;
 pub use key::{ApiKey, ApiKeyRef};
+/// The limits a record carries, from `lumyx-ratelimit`, which enforces them.
+pub use lumyx_ratelimit::Limits;
 pub use memory::MemoryKeyStore;
-pub use record::{
-    DEFAULT_DAILY_LIMIT, DEFAULT_RATE_LIMIT_PER_MINUTE, KeyRecord, KeyStatus, Scope, Scopes,
-};
+pub use record::{KeyRecord, KeyStatus, Scope, Scopes};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisKeyStore;

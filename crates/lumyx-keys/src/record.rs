@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use lumyx_ratelimit::Limits;
 use serde::{Deserialize, Serialize};
 
 use crate::{ApiKeyRef, Error, KeyDigest, KeyHint, KeyId};
@@ -152,11 +153,6 @@ impl From<Scopes> for Vec<Scope> {
     }
 }
 
-/// The default of [`KeyRecord::rate_limit_per_minute`] (SPEC §2).
-pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
-/// The default of [`KeyRecord::daily_limit`] (SPEC §2).
-pub const DEFAULT_DAILY_LIMIT: u32 = 1000;
-
 /// What a store keeps of a key: its digest, public id and hint, and settings.
 ///
 /// Build one with [`KeyRecord::new`], which derives `id`, `digest` and `hint`
@@ -195,23 +191,13 @@ pub struct KeyRecord {
     /// From when on the key is refused as revoked, if ever.
     #[serde(default)]
     pub revoked_at: Option<DateTime<Utc>>,
-    /// Requests per minute the key may make (SPEC §2: 1..=1000).
-    #[serde(default = "default_rate_limit_per_minute")]
-    pub rate_limit_per_minute: u32,
-    /// Requests per UTC day the key may make (SPEC §2: 1..=10000).
-    #[serde(default = "default_daily_limit")]
-    pub daily_limit: u32,
+    /// The key's limits (SPEC §2), validated; serialized as the two fields
+    /// `rate_limit_per_minute` and `daily_limit`, which default to 60 and 1000.
+    #[serde(flatten)]
+    pub limits: Limits,
     /// The endpoint groups the key may call.
     #[serde(default)]
     pub scopes: Scopes,
-}
-
-fn default_rate_limit_per_minute() -> u32 {
-    DEFAULT_RATE_LIMIT_PER_MINUTE
-}
-
-fn default_daily_limit() -> u32 {
-    DEFAULT_DAILY_LIMIT
 }
 
 /// Whether a record admits its key at a given time.
@@ -244,8 +230,7 @@ impl KeyRecord {
             created_at,
             expires_at: None,
             revoked_at: None,
-            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
-            daily_limit: DEFAULT_DAILY_LIMIT,
+            limits: Limits::default(),
             scopes: Scopes::ALL,
         }
     }
@@ -257,12 +242,10 @@ impl KeyRecord {
         self
     }
 
-    /// The record with other limits. Their ranges are checked where limits
-    /// are enforced, by `lumyx-ratelimit`.
+    /// The record with other limits.
     #[must_use]
-    pub fn with_limits(mut self, rate_limit_per_minute: u32, daily_limit: u32) -> KeyRecord {
-        self.rate_limit_per_minute = rate_limit_per_minute;
-        self.daily_limit = daily_limit;
+    pub fn with_limits(mut self, limits: Limits) -> KeyRecord {
+        self.limits = limits;
         self
     }
 

@@ -23,7 +23,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use crate::{Error, KeyDigest, KeyId, KeyRecord, KeyStore, Scope, Scopes};
+use crate::{Error, KeyDigest, KeyId, KeyRecord, KeyStore, Limits, Scope, Scopes};
 
 /// How long a command or a connection attempt may take before it fails, so
 /// that an outage answers an error promptly instead of hanging a request.
@@ -266,9 +266,9 @@ fn fields_of(record: &KeyRecord) -> Vec<(&'static str, String)> {
         ("revoked_at", optional_time_text(record.revoked_at)),
         (
             "rate_limit_per_minute",
-            record.rate_limit_per_minute.to_string(),
+            record.limits.rate_limit_per_minute().to_string(),
         ),
-        ("daily_limit", record.daily_limit.to_string()),
+        ("daily_limit", record.limits.daily_limit().to_string()),
         ("scopes", scopes.join(",")),
     ]
 }
@@ -308,8 +308,11 @@ fn record_from_fields(
             .ok_or_else(|| corrupt("created_at"))?,
         expires_at: time("expires_at", take("expires_at")?)?,
         revoked_at: time("revoked_at", take("revoked_at")?)?,
-        rate_limit_per_minute: number("rate_limit_per_minute", take("rate_limit_per_minute")?)?,
-        daily_limit: number("daily_limit", take("daily_limit")?)?,
+        limits: Limits::new(
+            number("rate_limit_per_minute", take("rate_limit_per_minute")?)?,
+            number("daily_limit", take("daily_limit")?)?,
+        )
+        .map_err(|err| Error::Store(format!("stored key record has bad limits: {err}")))?,
         scopes: scopes
             .split(',')
             .filter(|name| !name.is_empty())

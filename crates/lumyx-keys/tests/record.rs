@@ -1,7 +1,7 @@
 //! `KeyRecord`, `Scope` and `Scopes`: their serde forms and defaults.
 
 use chrono::{TimeZone, Utc};
-use lumyx_keys::{ApiKeyRef, KeyRecord, KeyStatus, Scope, Scopes};
+use lumyx_keys::{ApiKeyRef, KeyRecord, KeyStatus, Limits, Scope, Scopes};
 
 const KEY: &str = "nova_0123456789abcdef0123456789abcdef0123456789abcdef012ece76dce";
 
@@ -13,7 +13,7 @@ fn record() -> KeyRecord {
 #[test]
 fn a_record_serializes_with_public_forms_and_round_trips() {
     let record = record()
-        .with_limits(120, 5000)
+        .with_limits(Limits::new(120, 5000).unwrap())
         .with_scopes([Scope::Chat, Scope::Models].into_iter().collect());
     let json = serde_json::to_value(&record).unwrap();
     assert_eq!(
@@ -53,7 +53,10 @@ fn missing_settings_take_the_defaults_and_empty_scopes_stay_empty() {
     assert_eq!(defaulted, record());
     assert_eq!(defaulted.scopes, Scopes::ALL);
     assert_eq!(
-        (defaulted.rate_limit_per_minute, defaulted.daily_limit),
+        (
+            defaulted.limits.rate_limit_per_minute(),
+            defaulted.limits.daily_limit()
+        ),
         (60, 1000)
     );
 
@@ -107,4 +110,16 @@ fn scope_names_read_back() {
         format!("{:?}", Scopes::NONE.with(Scope::Agents)),
         "{Agents}"
     );
+}
+
+#[test]
+fn limits_out_of_range_are_refused_naming_the_field() {
+    let mut json = serde_json::to_value(record()).unwrap();
+    json["daily_limit"] = serde_json::json!(0);
+    let err = serde_json::from_value::<KeyRecord>(json.clone()).unwrap_err();
+    assert!(err.to_string().contains("daily_limit"), "{err}");
+    json["daily_limit"] = serde_json::json!(10);
+    json["rate_limit_per_minute"] = serde_json::json!(1001);
+    let err = serde_json::from_value::<KeyRecord>(json).unwrap_err();
+    assert!(err.to_string().contains("rate_limit_per_minute"), "{err}");
 }

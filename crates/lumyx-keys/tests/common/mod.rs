@@ -1,7 +1,7 @@
 //! The behaviour every `KeyStore` must have, run against each backend.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use lumyx_keys::{ApiKey, Error, KeyRecord, KeyStore, Scope, Scopes, Verification, verify};
+use lumyx_keys::{ApiKey, Error, KeyRecord, KeyStore, Limits, Scope, Scopes, Verification, verify};
 
 pub(crate) fn at(hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, hour, 0, 0).unwrap()
@@ -19,7 +19,7 @@ pub(crate) async fn exercise_store(store: &dyn KeyStore) {
     let key = ApiKey::generate().unwrap();
     // Times with nanoseconds must come back exactly.
     let stored = record(&key, "first", at(1) + Duration::nanoseconds(123_456_789))
-        .with_limits(10, 500)
+        .with_limits(Limits::new(10, 500).unwrap())
         .with_scopes([Scope::Chat, Scope::Models].into_iter().collect())
         .with_expiry(at(20) + Duration::nanoseconds(1));
     store.insert(stored.clone()).await.unwrap();
@@ -76,7 +76,7 @@ pub(crate) async fn exercise_store(store: &dyn KeyStore) {
     // Updates replace the record; an update of an unknown id is a no-op.
     let updated = stored
         .clone()
-        .with_limits(1000, 10000)
+        .with_limits(Limits::new(1000, 10000).unwrap())
         .with_scopes(Scopes::ALL);
     assert!(store.update(updated.clone()).await.unwrap());
     assert_eq!(
@@ -159,5 +159,5 @@ pub(crate) async fn exercise_store(store: &dyn KeyStore) {
     assert_eq!(names, ["old", "first", "young"]);
     let listed = store.list().await.unwrap();
     assert_eq!(listed[1].revoked_at, Some(at(2)));
-    assert_eq!(listed[1].rate_limit_per_minute, 1000);
+    assert_eq!(listed[1].limits.rate_limit_per_minute(), 1000);
 }
