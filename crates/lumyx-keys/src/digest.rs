@@ -125,10 +125,7 @@ impl std::hash::Hash for KeyDigest {
 
 impl fmt::Display for KeyDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        crate::text::write_hex(f, &self.0)
     }
 }
 

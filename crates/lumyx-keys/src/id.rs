@@ -48,10 +48,7 @@ impl std::hash::Hash for KeyId {
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(KeyId::PREFIX)?;
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        crate::text::write_hex(f, &self.0)
     }
 }
 
