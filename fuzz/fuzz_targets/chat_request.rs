@@ -1,8 +1,9 @@
 //! Bytes → `ChatCompletionRequest` → validation, the path every body of
 //! `POST /v1/chat/completions` takes. It must never panic, and its answer must
 //! keep the promises of SPEC §4: a 400 `invalid_json` without `param`, or a
-//! 400 `invalid_value` / `missing_field` with one; a request that passes is
-//! written back into JSON that reads and validates again.
+//! 400 `invalid_value` / `missing_field` with a non-empty one, and a short
+//! message; a request that passes is written back into JSON that reads and
+//! validates again.
 //!
 //! ```text
 //! cargo +nightly fuzz run chat_request
@@ -34,6 +35,10 @@ fuzz_target!(|data: &[u8]| {
                 }
                 other => panic!("unexpected code {other} for a body error"),
             }
+            // A message never repeats a client's value at length (SPEC §4:
+            // at most a key's hint): serde's quoted input is dropped, any
+            // detail cut short.
+            assert!(error.message().len() <= 512, "{}", error.message().len());
             let envelope = serde_json::to_value(&error).expect("an error always serializes");
             assert_eq!(envelope["error"].as_object().map(|o| o.len()), Some(4));
         }

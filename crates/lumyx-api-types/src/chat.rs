@@ -271,7 +271,7 @@ impl MessageContent {
             MessageContent::Text(text) => Some(Cow::Borrowed(text)),
             MessageContent::Parts(parts) => {
                 let mut texts = parts.iter().filter_map(|part| match part {
-                    ContentPart::Text { text } => Some(text.as_str()),
+                    ContentPart::Text { text, .. } => Some(text.as_str()),
                     _ => None,
                 });
                 let first = texts.next()?;
@@ -351,33 +351,45 @@ impl<'de> Deserialize<'de> for MessageContent {
 }
 
 /// One part of a message's content, tagged by `type`. A part of a type this
-/// crate does not know is kept whole as `Other`.
+/// crate does not know is kept whole as `Other`; the fields of a known part
+/// that this crate does not model (`cache_control`, …) are kept in its
+/// `extra` and written back.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContentPart {
     /// `{"type":"text","text":...}`
     Text {
         /// The text.
         text: String,
+        /// Any other field of the part, written back as read.
+        extra: Map<String, Value>,
     },
     /// `{"type":"image_url","image_url":{"url":...,"detail":...}}`
     ImageUrl {
         /// The image.
         image_url: ImageUrl,
+        /// Any other field of the part, written back as read.
+        extra: Map<String, Value>,
     },
     /// `{"type":"input_audio","input_audio":{"data":...,"format":...}}`
     InputAudio {
         /// The audio.
         input_audio: InputAudio,
+        /// Any other field of the part, written back as read.
+        extra: Map<String, Value>,
     },
     /// `{"type":"file","file":{...}}`
     File {
         /// The file.
         file: FileRef,
+        /// Any other field of the part, written back as read.
+        extra: Map<String, Value>,
     },
     /// `{"type":"refusal","refusal":...}` (assistant messages)
     Refusal {
         /// The refusal text.
         refusal: String,
+        /// Any other field of the part, written back as read.
+        extra: Map<String, Value>,
     },
     /// A part of another type, kept verbatim (a JSON object with a `type`).
     Other(Value),
@@ -386,19 +398,53 @@ pub enum ContentPart {
 impl ContentPart {
     /// A text part.
     pub fn text(text: impl Into<String>) -> Self {
-        ContentPart::Text { text: text.into() }
+        ContentPart::Text {
+            text: text.into(),
+            extra: Map::new(),
+        }
     }
 
     /// The `type` of the part.
     pub fn kind(&self) -> &str {
         match self {
-            ContentPart::Text { .. } => "text",
-            ContentPart::ImageUrl { .. } => "image_url",
-            ContentPart::InputAudio { .. } => "input_audio",
-            ContentPart::File { .. } => "file",
-            ContentPart::Refusal { .. } => "refusal",
             ContentPart::Other(value) => value.get("type").and_then(Value::as_str).unwrap_or(""),
+            known => known.known_kind().map_or("", PartKind::as_str),
         }
+    }
+
+    /// The fields of a known part this crate does not model; `None` for
+    /// [`ContentPart::Other`], which keeps everything in its value.
+    pub fn extra(&self) -> Option<&Map<String, Value>> {
+        match self {
+            ContentPart::Text { extra, .. }
+            | ContentPart::ImageUrl { extra, .. }
+            | ContentPart::InputAudio { extra, .. }
+            | ContentPart::File { extra, .. }
+            | ContentPart::Refusal { extra, .. } => Some(extra),
+            ContentPart::Other(_) => None,
+        }
+    }
+
+    fn extra_mut(&mut self) -> Option<&mut Map<String, Value>> {
+        match self {
+            ContentPart::Text { extra, .. }
+            | ContentPart::ImageUrl { extra, .. }
+            | ContentPart::InputAudio { extra, .. }
+            | ContentPart::File { extra, .. }
+            | ContentPart::Refusal { extra, .. } => Some(extra),
+            ContentPart::Other(_) => None,
+        }
+    }
+
+    fn known_kind(&self) -> Option<PartKind> {
+        Some(match self {
+            ContentPart::Text { .. } => PartKind::Text,
+            ContentPart::ImageUrl { .. } => PartKind::ImageUrl,
+            ContentPart::InputAudio { .. } => PartKind::InputAudio,
+            ContentPart::File { .. } => PartKind::File,
+            ContentPart::Refusal { .. } => PartKind::Refusal,
+            ContentPart::Other(_) => return None,
+        })
     }
 }
 
@@ -435,79 +481,197 @@ pub struct FileRef {
     pub filename: Option<String>,
 }
 
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum KnownPartRef<'a> {
-    Text { text: &'a str },
-    ImageUrl { image_url: &'a ImageUrl },
-    InputAudio { input_audio: &'a InputAudio },
-    File { file: &'a FileRef },
-    Refusal { refusal: &'a str },
+/// The known `type`s of a content part. Each part keeps its payload in the
+/// field named like its type (`"image_url": {...}`), so the tag is also the
+/// field's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartKind {
+    Text,
+    ImageUrl,
+    InputAudio,
+    File,
+    Refusal,
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum KnownPart {
-    Text { text: String },
-    ImageUrl { image_url: ImageUrl },
-    InputAudio { input_audio: InputAudio },
-    File { file: FileRef },
-    Refusal { refusal: String },
-}
-
-impl Serialize for ContentPart {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let known = match self {
-            ContentPart::Text { text } => KnownPartRef::Text { text },
-            ContentPart::ImageUrl { image_url } => KnownPartRef::ImageUrl { image_url },
-            ContentPart::InputAudio { input_audio } => KnownPartRef::InputAudio { input_audio },
-            ContentPart::File { file } => KnownPartRef::File { file },
-            ContentPart::Refusal { refusal } => KnownPartRef::Refusal { refusal },
-            ContentPart::Other(value) => return value.serialize(serializer),
-        };
-        known.serialize(serializer)
+impl PartKind {
+    fn from_tag(tag: &str) -> Option<Self> {
+        Some(match tag {
+            "text" => PartKind::Text,
+            "image_url" => PartKind::ImageUrl,
+            "input_audio" => PartKind::InputAudio,
+            "file" => PartKind::File,
+            "refusal" => PartKind::Refusal,
+            _ => return None,
+        })
     }
-}
 
-impl<'de> Deserialize<'de> for ContentPart {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        let kind = match value.get("type") {
-            Some(Value::String(kind)) => kind.as_str(),
-            Some(_) => return Err(de::Error::custom("invalid type: `type` must be a string")),
-            None if value.is_object() => return Err(de::Error::missing_field("type")),
-            None => {
-                return Err(de::Error::invalid_type(
-                    unexpected(&value),
-                    &"a content part object",
-                ));
-            }
-        };
-        if !matches!(
-            kind,
-            "text" | "image_url" | "input_audio" | "file" | "refusal"
-        ) {
-            return Ok(ContentPart::Other(value));
+    /// The tag, and the name of the field holding the payload.
+    fn as_str(self) -> &'static str {
+        match self {
+            PartKind::Text => "text",
+            PartKind::ImageUrl => "image_url",
+            PartKind::InputAudio => "input_audio",
+            PartKind::File => "file",
+            PartKind::Refusal => "refusal",
         }
-        let known = KnownPart::deserialize(value).map_err(de::Error::custom)?;
-        Ok(match known {
-            KnownPart::Text { text } => ContentPart::Text { text },
-            KnownPart::ImageUrl { image_url } => ContentPart::ImageUrl { image_url },
-            KnownPart::InputAudio { input_audio } => ContentPart::InputAudio { input_audio },
-            KnownPart::File { file } => ContentPart::File { file },
-            KnownPart::Refusal { refusal } => ContentPart::Refusal { refusal },
+    }
+
+    /// Reads the payload from `deserializer`, into a part with no extra
+    /// fields yet.
+    fn read<'de, D: Deserializer<'de>>(self, deserializer: D) -> Result<ContentPart, D::Error> {
+        let extra = Map::new();
+        Ok(match self {
+            PartKind::Text => ContentPart::Text {
+                text: String::deserialize(deserializer)?,
+                extra,
+            },
+            PartKind::ImageUrl => ContentPart::ImageUrl {
+                image_url: ImageUrl::deserialize(deserializer)?,
+                extra,
+            },
+            PartKind::InputAudio => ContentPart::InputAudio {
+                input_audio: InputAudio::deserialize(deserializer)?,
+                extra,
+            },
+            PartKind::File => ContentPart::File {
+                file: FileRef::deserialize(deserializer)?,
+                extra,
+            },
+            PartKind::Refusal => ContentPart::Refusal {
+                refusal: String::deserialize(deserializer)?,
+                extra,
+            },
         })
     }
 }
 
-fn unexpected(value: &Value) -> de::Unexpected<'_> {
-    match value {
-        Value::Null => de::Unexpected::Unit,
-        Value::Bool(b) => de::Unexpected::Bool(*b),
-        Value::Number(_) => de::Unexpected::Other("number"),
-        Value::String(s) => de::Unexpected::Str(s),
-        Value::Array(_) => de::Unexpected::Seq,
-        Value::Object(_) => de::Unexpected::Map,
+impl<'de> de::DeserializeSeed<'de> for PartKind {
+    type Value = ContentPart;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ContentPart, D::Error> {
+        self.read(deserializer)
+    }
+}
+
+/// Serializes the payload of a known part.
+struct Payload<'a>(&'a ContentPart);
+
+impl Serialize for Payload<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            ContentPart::Text { text, .. } => text.serialize(serializer),
+            ContentPart::ImageUrl { image_url, .. } => image_url.serialize(serializer),
+            ContentPart::InputAudio { input_audio, .. } => input_audio.serialize(serializer),
+            ContentPart::File { file, .. } => file.serialize(serializer),
+            ContentPart::Refusal { refusal, .. } => refusal.serialize(serializer),
+            ContentPart::Other(value) => value.serialize(serializer),
+        }
+    }
+}
+
+impl Serialize for ContentPart {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+
+        let (Some(kind), Some(extra)) = (self.known_kind(), self.extra()) else {
+            return Payload(self).serialize(serializer);
+        };
+        let field = kind.as_str();
+        // `type` and the payload's field are written once, even if a caller
+        // put them in `extra` too.
+        let extra = extra
+            .iter()
+            .filter(|(key, _)| key.as_str() != "type" && key.as_str() != field);
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("type", field)?;
+        map.serialize_entry(field, &Payload(self))?;
+        for (key, value) in extra {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// Reads a part field by field, so that a failure inside it keeps its path
+/// (`content[0].image_url.url`, `content[0].type`). A payload met before the
+/// `type` is buffered and read once the type is known, with its own path
+/// tracker; the error then carries that inner path for
+/// [`from_json_slice`](crate::from_json_slice) to append.
+impl<'de> Deserialize<'de> for ContentPart {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(PartVisitor)
+    }
+}
+
+struct PartVisitor;
+
+impl<'de> Visitor<'de> for PartVisitor {
+    type Value = ContentPart;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a content part object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ContentPart, A::Error> {
+        let mut tag: Option<String> = None;
+        let mut kind: Option<PartKind> = None;
+        let mut part: Option<ContentPart> = None;
+        let mut rest = Map::new();
+        let mut tag_at = 0;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "type" {
+                if tag.is_some() {
+                    return Err(de::Error::duplicate_field("type"));
+                }
+                let read: String = map.next_value()?;
+                kind = PartKind::from_tag(&read);
+                tag = Some(read);
+                tag_at = rest.len();
+                continue;
+            }
+            match kind {
+                Some(kind) if key == kind.as_str() => {
+                    if part.is_some() {
+                        return Err(de::Error::duplicate_field(kind.as_str()));
+                    }
+                    part = Some(map.next_value_seed(kind)?);
+                }
+                _ => {
+                    rest.insert(key, map.next_value()?);
+                }
+            }
+        }
+        let Some(tag) = tag else {
+            return Err(de::Error::missing_field("type"));
+        };
+        let Some(kind) = kind else {
+            // Kept verbatim: `type` goes back where it was read (it matters
+            // when serde_json keeps the order of keys).
+            let mut object = Map::new();
+            let mut rest = rest.into_iter();
+            object.extend(rest.by_ref().take(tag_at));
+            object.insert("type".to_owned(), Value::String(tag));
+            object.extend(rest);
+            return Ok(ContentPart::Other(Value::Object(object)));
+        };
+        let field = kind.as_str();
+        let mut part = match (part, rest.remove(field)) {
+            (Some(_), Some(_)) => return Err(de::Error::duplicate_field(field)),
+            (Some(part), None) => part,
+            (None, Some(buffered)) => {
+                let mut track = serde_path_to_error::Track::new();
+                let read = kind.read(serde_path_to_error::Deserializer::new(buffered, &mut track));
+                read.map_err(|error| {
+                    let inner = crate::validation::render_path(&track.path());
+                    crate::validation::nested_error(field, &inner, &error)
+                })?
+            }
+            (None, None) => return Err(de::Error::missing_field(field)),
+        };
+        if let Some(extra) = part.extra_mut() {
+            *extra = rest;
+        }
+        Ok(part)
     }
 }
 
@@ -865,17 +1029,13 @@ impl ChatCompletionChunk {
         choice: ChunkChoice,
         include_usage: bool,
     ) -> Self {
-        Self {
-            id: id.into(),
-            object: Self::OBJECT.to_owned(),
+        Self::with(
+            id.into(),
             created,
-            model: model.into(),
-            service_tier: None,
-            system_fingerprint: None,
-            choices: vec![choice],
-            usage: include_usage.then_some(None),
-            obfuscation: None,
-        }
+            model.into(),
+            vec![choice],
+            include_usage.then_some(None),
+        )
     }
 
     /// The last chunk of a stream asked for usage: no choices, the totals.
@@ -885,15 +1045,31 @@ impl ChatCompletionChunk {
         model: impl Into<String>,
         usage: Usage,
     ) -> Self {
+        Self::with(
+            id.into(),
+            created,
+            model.into(),
+            Vec::new(),
+            Some(Some(usage)),
+        )
+    }
+
+    fn with(
+        id: String,
+        created: i64,
+        model: String,
+        choices: Vec<ChunkChoice>,
+        usage: Option<Option<Usage>>,
+    ) -> Self {
         Self {
-            id: id.into(),
+            id,
             object: Self::OBJECT.to_owned(),
             created,
-            model: model.into(),
+            model,
             service_tier: None,
             system_fingerprint: None,
-            choices: Vec::new(),
-            usage: Some(Some(usage)),
+            choices,
+            usage,
             obfuscation: None,
         }
     }
@@ -966,10 +1142,36 @@ impl Delta {
 // `#[serde(flatten)]` would buffer the whole object before reading it, which
 // costs a request body's worth of allocations on the hot path.
 
-/// The known fields of a struct read by [`read_object`].
+/// The known fields of a struct read by hand.
 trait Fields: Sized + Copy {
     const EXPECTING: &'static str;
+    /// How many fields there are: the length of a `seen` array indexed by
+    /// `field as usize`.
+    const COUNT: usize;
     fn lookup(name: &str) -> Option<Self>;
+}
+
+/// Declares a field enum and its [`Fields`] from one list, so that `COUNT`
+/// and `lookup` cannot fall out of step with the variants.
+macro_rules! fields {
+    ($name:ident, $expecting:literal { $($variant:ident = $wire:literal,)+ }) => {
+        #[derive(Clone, Copy)]
+        enum $name {
+            $($variant,)+
+        }
+
+        impl Fields for $name {
+            const EXPECTING: &'static str = $expecting;
+            const COUNT: usize = [$($name::$variant),+].len();
+
+            fn lookup(name: &str) -> Option<Self> {
+                Some(match name {
+                    $($wire => Self::$variant,)+
+                    _ => return None,
+                })
+            }
+        }
+    };
 }
 
 enum Key<F> {
@@ -1049,49 +1251,23 @@ fn keep_extra<'de, A: MapAccess<'de>>(
     Ok(())
 }
 
-#[derive(Clone, Copy)]
-enum RequestField {
-    Model,
-    Messages,
-    Temperature,
-    TopP,
-    MaxTokens,
-    MaxCompletionTokens,
-    N,
-    Stop,
-    Stream,
-    StreamOptions,
-    User,
-    Metadata,
-    Tools,
-    ToolChoice,
-    ConversationId,
-}
-
-impl Fields for RequestField {
-    const EXPECTING: &'static str = "a chat completion request object";
-
-    fn lookup(name: &str) -> Option<Self> {
-        Some(match name {
-            "model" => Self::Model,
-            "messages" => Self::Messages,
-            "temperature" => Self::Temperature,
-            "top_p" => Self::TopP,
-            "max_tokens" => Self::MaxTokens,
-            "max_completion_tokens" => Self::MaxCompletionTokens,
-            "n" => Self::N,
-            "stop" => Self::Stop,
-            "stream" => Self::Stream,
-            "stream_options" => Self::StreamOptions,
-            "user" => Self::User,
-            "metadata" => Self::Metadata,
-            "tools" => Self::Tools,
-            "tool_choice" => Self::ToolChoice,
-            "conversation_id" => Self::ConversationId,
-            _ => return None,
-        })
-    }
-}
+fields!(RequestField, "a chat completion request object" {
+    Model = "model",
+    Messages = "messages",
+    Temperature = "temperature",
+    TopP = "top_p",
+    MaxTokens = "max_tokens",
+    MaxCompletionTokens = "max_completion_tokens",
+    N = "n",
+    Stop = "stop",
+    Stream = "stream",
+    StreamOptions = "stream_options",
+    User = "user",
+    Metadata = "metadata",
+    Tools = "tools",
+    ToolChoice = "tool_choice",
+    ConversationId = "conversation_id",
+});
 
 struct ObjectVisitor<T>(PhantomData<T>);
 
@@ -1106,7 +1282,7 @@ impl<'de> Visitor<'de> for ObjectVisitor<ChatCompletionRequest> {
         let mut model = None;
         let mut messages = None;
         let mut request = ChatCompletionRequest::new(String::new(), Vec::new());
-        let mut seen = [false; 15];
+        let mut seen = [false; RequestField::COUNT];
         while let Some(key) = map.next_key::<Key<RequestField>>()? {
             let field = match key {
                 Key::Known(field) => field,
@@ -1162,31 +1338,14 @@ impl<'de> Deserialize<'de> for ChatCompletionRequest {
     }
 }
 
-#[derive(Clone, Copy)]
-enum MessageField {
-    Role,
-    Content,
-    Name,
-    ToolCalls,
-    ToolCallId,
-    Refusal,
-}
-
-impl Fields for MessageField {
-    const EXPECTING: &'static str = "a message object";
-
-    fn lookup(name: &str) -> Option<Self> {
-        Some(match name {
-            "role" => Self::Role,
-            "content" => Self::Content,
-            "name" => Self::Name,
-            "tool_calls" => Self::ToolCalls,
-            "tool_call_id" => Self::ToolCallId,
-            "refusal" => Self::Refusal,
-            _ => return None,
-        })
-    }
-}
+fields!(MessageField, "a message object" {
+    Role = "role",
+    Content = "content",
+    Name = "name",
+    ToolCalls = "tool_calls",
+    ToolCallId = "tool_call_id",
+    Refusal = "refusal",
+});
 
 impl<'de> Visitor<'de> for ObjectVisitor<ChatMessage> {
     type Value = ChatMessage;
@@ -1206,7 +1365,7 @@ impl<'de> Visitor<'de> for ObjectVisitor<ChatMessage> {
             refusal: None,
             extra: Map::new(),
         };
-        let mut seen = [false; 6];
+        let mut seen = [false; MessageField::COUNT];
         while let Some(key) = map.next_key::<Key<MessageField>>()? {
             let field = match key {
                 Key::Known(field) => field,
@@ -1312,6 +1471,51 @@ mod tests {
     }
 
     #[test]
+    fn field_counts_cover_every_variant() {
+        assert_eq!(
+            RequestField::COUNT,
+            RequestField::ConversationId as usize + 1
+        );
+        assert_eq!(MessageField::COUNT, MessageField::Refusal as usize + 1);
+    }
+
+    #[test]
+    fn known_parts_keep_their_unknown_fields() {
+        let written = json!([
+            {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}},
+            {"type": "image_url", "image_url": {"url": "https://x/y.png"}, "x_tag": 1},
+            {"type": "refusal", "refusal": "no"}
+        ]);
+        let content: MessageContent = from_value(written.clone()).unwrap();
+        let MessageContent::Parts(parts) = &content else {
+            panic!("expected parts");
+        };
+        assert_eq!(
+            parts[0].extra().unwrap()["cache_control"],
+            json!({"type": "ephemeral"})
+        );
+        assert_eq!(parts[1].extra().unwrap().len(), 1);
+        assert!(parts[2].extra().unwrap().is_empty());
+        assert_eq!(serde_json::to_value(&content).unwrap(), written);
+        // Read with `type` last, written with `type` first, same object.
+        let late: ContentPart = serde_json::from_str(
+            r#"{"cache_control":{"type":"ephemeral"},"text":"hi","type":"text"}"#,
+        )
+        .unwrap();
+        assert_eq!(late, parts[0]);
+        // `type` and the payload field are written once even if put in `extra`.
+        let mut odd = ContentPart::text("a");
+        if let ContentPart::Text { extra, .. } = &mut odd {
+            extra.insert("type".into(), json!("image_url"));
+            extra.insert("text".into(), json!("b"));
+        }
+        assert_eq!(
+            serde_json::to_string(&odd).unwrap(),
+            r#"{"type":"text","text":"a"}"#
+        );
+    }
+
+    #[test]
     fn stop_reads_one_or_many() {
         assert_eq!(
             from_value::<Stop>(json!("\n")).unwrap(),
@@ -1342,15 +1546,46 @@ mod tests {
     }
 
     #[test]
+    fn chunk_constructors_write_whole_chunks() {
+        let choice = ChunkChoice::new(0, Delta::text("Hi"), None);
+        let with_usage = ChatCompletionChunk::delta("c", 1, "m", choice.clone(), true);
+        let expected = json!({
+            "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [serde_json::to_value(&choice).unwrap()],
+            "usage": null
+        });
+        assert_eq!(serde_json::to_value(&with_usage).unwrap(), expected);
+        let without = ChatCompletionChunk::delta("c", 1, "m", choice, false);
+        let mut expected_without = expected;
+        expected_without.as_object_mut().unwrap().remove("usage");
+        assert_eq!(serde_json::to_value(&without).unwrap(), expected_without);
+        let last = ChatCompletionChunk::usage("c", 1, "m", Usage::new(9, 12));
+        assert_eq!(
+            serde_json::to_value(&last).unwrap(),
+            json!({
+                "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [],
+                "usage": serde_json::to_value(Usage::new(9, 12)).unwrap()
+            })
+        );
+    }
+
+    #[test]
     fn response_writes_required_nulls() {
         let mut choice = Choice::new(0, "hi", FinishReason::Stop);
         choice.finish_reason = None;
         let response = ChatCompletionResponse::new("chatcmpl-1", 2, "m", vec![choice], None);
         let value = serde_json::to_value(&response).unwrap();
-        let choice = &value["choices"][0];
-        assert!(choice["finish_reason"].is_null());
-        assert!(choice["logprobs"].is_null());
-        assert!(choice["message"]["refusal"].is_null());
+        // Whole objects: indexing a missing key would also give null.
+        assert_eq!(
+            value["choices"][0],
+            json!({
+                "index": 0,
+                "message": {"role": "assistant", "content": "hi", "refusal": null, "annotations": []},
+                "logprobs": null,
+                "finish_reason": null
+            })
+        );
         assert!(value.get("usage").is_none());
     }
 

@@ -187,6 +187,13 @@ impl ApiError {
         self
     }
 
+    /// Clears `param`.
+    #[must_use]
+    pub(crate) fn without_param(mut self) -> Self {
+        self.param = None;
+        self
+    }
+
     /// Replaces the HTTP status.
     #[must_use]
     pub fn with_status(mut self, status: StatusCode) -> Self {
@@ -434,7 +441,7 @@ impl ApiError {
 fn whole_seconds_up(duration: Duration) -> u64 {
     let secs = duration.as_secs();
     if duration.subsec_nanos() > 0 {
-        secs + 1
+        secs.saturating_add(1)
     } else {
         secs
     }
@@ -650,6 +657,13 @@ mod tests {
         assert!(error.message().contains("in 2s"), "{}", error.message());
         let error = ApiError::rate_limit_exceeded(60, Duration::from_millis(10));
         assert!(error.message().contains("in 1s"), "{}", error.message());
+        // The longest wait does not overflow (debug builds would panic).
+        let error = ApiError::daily_limit_exceeded(1000, Duration::MAX);
+        assert!(
+            error.message().contains(&format!("in {}s", u64::MAX)),
+            "{}",
+            error.message()
+        );
     }
 
     #[test]

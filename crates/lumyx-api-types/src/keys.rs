@@ -212,7 +212,9 @@ impl fmt::Debug for CreatedKey {
 /// without a grace period. The new key keeps the old one's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RotateKeyRequest {
-    /// Seconds during which the old key stays valid beside the new one.
+    /// Seconds during which the old key stays valid beside the new one, at
+    /// most [`MAX_GRACE_PERIOD_SECONDS`](crate::MAX_GRACE_PERIOD_SECONDS)
+    /// (checked by [`Validate`](crate::Validate)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_period_seconds: Option<u64>,
 }

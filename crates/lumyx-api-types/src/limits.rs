@@ -1,21 +1,24 @@
 //! Every numeric range the API enforces, in one place.
 //!
-//! Servers, clients and other crates of the workspace (`lumyx-ratelimit`)
-//! should read the ranges from here rather than repeat the numbers.
+//! The four key limits are defined once, in [`lumyx_ratelimit::Limits`], and
+//! re-exported here; the other ranges belong to this crate. Servers and
+//! clients should read the ranges from here rather than repeat the numbers.
 
 use std::ops::RangeInclusive;
 
+use lumyx_ratelimit::Limits;
+
 /// Allowed values of a key's `rate_limit_per_minute` (SPEC §2).
-pub const RATE_LIMIT_PER_MINUTE_RANGE: RangeInclusive<u32> = 1..=1000;
+pub const RATE_LIMIT_PER_MINUTE_RANGE: RangeInclusive<u32> = Limits::RATE_LIMIT_PER_MINUTE_RANGE;
 
 /// `rate_limit_per_minute` of a key created without one.
-pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = Limits::DEFAULT_RATE_LIMIT_PER_MINUTE;
 
 /// Allowed values of a key's `daily_limit` (SPEC §2).
-pub const DAILY_LIMIT_RANGE: RangeInclusive<u32> = 1..=10_000;
+pub const DAILY_LIMIT_RANGE: RangeInclusive<u32> = Limits::DAILY_LIMIT_RANGE;
 
 /// `daily_limit` of a key created without one.
-pub const DEFAULT_DAILY_LIMIT: u32 = 1000;
+pub const DEFAULT_DAILY_LIMIT: u32 = Limits::DEFAULT_DAILY_LIMIT;
 
 /// Allowed values of the `limit` query parameter of list endpoints (SPEC §5).
 pub const LIST_LIMIT_RANGE: RangeInclusive<u32> = 1..=100;
@@ -40,3 +43,8 @@ pub const METADATA_MAX_KEY_CHARS: usize = 64;
 
 /// Longest `metadata` value, in characters (as OpenAI documents it).
 pub const METADATA_MAX_VALUE_CHARS: usize = 512;
+
+/// Longest `grace_period_seconds` of a key rotation: 30 days, during which
+/// the old key stays valid beside the new one. Longer would leave a key that
+/// is meant to be replaced usable for good.
+pub const MAX_GRACE_PERIOD_SECONDS: u64 = 30 * 24 * 60 * 60;

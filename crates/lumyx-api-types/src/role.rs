@@ -36,6 +36,9 @@ mod tests {
         assert!(!role.is_known());
         assert_eq!(serde_json::to_string(&role).unwrap(), r#""critic""#);
         assert_eq!(Role::Other("user".into()), Role::User);
+        // Equal to a known role, so known too (and accepted by validation).
+        assert!(Role::Other("user".into()).is_known());
+        assert!(!Role::Other("User".into()).is_known());
         assert_eq!("tool".parse::<Role>().unwrap(), Role::Tool);
         assert!(serde_json::from_str::<Role>("3").is_err());
     }

@@ -7,18 +7,18 @@
 use std::fmt;
 use std::ops::RangeInclusive;
 
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned};
 use serde_json::error::Category;
 use serde_path_to_error::Segment;
 
 use crate::chat::{ChatCompletionRequest, ChatMessage, ContentPart, MessageContent, Metadata};
 use crate::conversations::{CreateConversationRequest, UpdateConversationRequest};
 use crate::error::ApiError;
-use crate::keys::{CreateKeyRequest, Scope};
+use crate::keys::{CreateKeyRequest, RotateKeyRequest, Scope};
 use crate::limits::{
-    DAILY_LIMIT_RANGE, LIST_LIMIT_RANGE, METADATA_MAX_KEY_CHARS, METADATA_MAX_PAIRS,
-    METADATA_MAX_VALUE_CHARS, MIN_CHOICES, RATE_LIMIT_PER_MINUTE_RANGE, TEMPERATURE_RANGE,
-    TOP_P_RANGE,
+    DAILY_LIMIT_RANGE, LIST_LIMIT_RANGE, MAX_GRACE_PERIOD_SECONDS, METADATA_MAX_KEY_CHARS,
+    METADATA_MAX_PAIRS, METADATA_MAX_VALUE_CHARS, MIN_CHOICES, RATE_LIMIT_PER_MINUTE_RANGE,
+    TEMPERATURE_RANGE, TOP_P_RANGE,
 };
 use crate::list::{ListOrder, ListParams};
 use crate::role::Role;
@@ -74,15 +74,17 @@ pub fn from_json_str<T: DeserializeOwned>(body: &str) -> Result<T, ApiError> {
     from_json_slice(body.as_bytes())
 }
 
-/// Without a path (a framework's extractor gave only the error), the field
-/// named in a `missing field` message is still used as `param`.
+/// Without a path (a framework's extractor gave only the error) the field of
+/// a `missing field` or `duplicate field` message may sit at any depth, so it
+/// is named in the message but `param` stays `None`: a bare name is not a
+/// JSON path. [`from_json_slice`] gives the path.
 impl From<serde_json::Error> for ApiError {
     fn from(error: serde_json::Error) -> Self {
-        classify(&error, "")
+        classify(&error, "").without_param()
     }
 }
 
-fn render_path(path: &serde_path_to_error::Path) -> String {
+pub(crate) fn render_path(path: &serde_path_to_error::Path) -> String {
     let mut out = String::new();
     for segment in path {
         match segment {
@@ -91,6 +93,10 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
                 out.push_str(&index.to_string());
                 out.push(']');
             }
+            // A map's keys are the client's (`metadata`): one that could not
+            // be a field name stops the path at the map, so `param` never
+            // repeats a long or odd key.
+            Segment::Map { key } if !plain_key(key) => break,
             Segment::Map { key } => {
                 if !out.is_empty() {
                     out.push('.');
@@ -106,6 +112,32 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
+/// Whether a client's map key may appear in `param`: short, a plain name,
+/// and not shaped like a secret (an API key's 32+ random hex digits).
+fn plain_key(key: &str) -> bool {
+    let plain = !key.is_empty()
+        && key.len() <= METADATA_MAX_KEY_CHARS
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+    let longest_hex_run = key
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    plain && longest_hex_run < 32
+}
+
+/// `, got 'value'` for a short plain value of the client's, else nothing:
+/// a message never repeats a long value or one shaped like a key.
+fn got(value: &str) -> String {
+    if value.len() <= 32 && plain_key(value) {
+        format!(", got '{value}'")
+    } else {
+        String::new()
+    }
+}
+
 fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_owned()
@@ -114,10 +146,87 @@ fn join(path: &str, field: &str) -> String {
     }
 }
 
-fn between<'a>(message: &'a str, before: &str, after: &str) -> Option<&'a str> {
-    let start = message.find(before)? + before.len();
-    let len = message[start..].find(after)?;
-    Some(&message[start..start + len])
+/// The field of a message that is exactly `{prefix}name` + a backquote, as
+/// serde writes `missing field` and `duplicate field`; `None` for any other
+/// text, so a value quoted inside another message cannot pose as one.
+fn named_field<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    let field = message.strip_prefix(prefix)?.strip_suffix('`')?;
+    let plain = !field.is_empty() && !field.contains(['`', '"', ' ']);
+    plain.then_some(field)
+}
+
+/// Longest detail of a failed read carried into an error message, in
+/// characters: enough for `invalid type: string, expected u32`, never a
+/// client's whole value.
+const MAX_DETAIL_CHARS: usize = 100;
+
+/// serde's message without the client's input it quotes: `invalid type:
+/// string "nova_…", expected u32` becomes `invalid type: string, expected
+/// u32`, `unknown variant `x`, expected one of …` becomes `unknown variant,
+/// expected one of …`; cut to [`MAX_DETAIL_CHARS`] in any case.
+fn describe(message: &str) -> String {
+    let detail = without_input(message);
+    match detail.char_indices().nth(MAX_DETAIL_CHARS) {
+        Some((end, _)) => format!("{}…", &detail[..end]),
+        None => detail,
+    }
+}
+
+pub(crate) fn without_input(message: &str) -> String {
+    // What comes after the last `, expected ` is the type's own `expecting`
+    // text; anything before it may be the client's.
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let Some(at) = rest.rfind(", expected ") else {
+                return prefix.trim_end_matches(": ").to_owned();
+            };
+            let unexpected = &rest[..at];
+            let kind = unexpected
+                .find(['"', '`'])
+                .map_or(unexpected, |quote| &unexpected[..quote])
+                .trim_end();
+            return format!("{prefix}{kind}{}", &rest[at..]);
+        }
+    }
+    for (prefix, what) in [
+        ("unknown variant `", "unknown variant"),
+        ("unknown field `", "unknown field"),
+    ] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            return match rest.rfind("`, expected ") {
+                Some(at) => format!("{what}, {}", &rest[at + 3..]),
+                None => what.to_owned(),
+            };
+        }
+    }
+    message.to_owned()
+}
+
+/// How an error read in a buffered value (a content part's payload met
+/// before its `type`) tells where it happened: `{NESTED}{inner path}': {message}`.
+/// serde's own messages start with fixed words (`invalid type`, `missing
+/// field`, …), so a client's input cannot start one with this.
+const NESTED: &str = "in field '";
+
+/// The error of a value read apart from the stream: `field` then `inner` is
+/// its path below the value being read.
+pub(crate) fn nested_error<E: de::Error>(field: &str, inner: &str, error: &serde_json::Error) -> E {
+    let separator = if inner.is_empty() || inner.starts_with('[') {
+        ""
+    } else {
+        "."
+    };
+    E::custom(format_args!("{NESTED}{field}{separator}{inner}': {error}"))
+}
+
+/// The path and message of an error made by [`nested_error`].
+fn split_nested(message: &str) -> Option<(&str, &str)> {
+    let (inner, rest) = message.strip_prefix(NESTED)?.split_once("': ")?;
+    let plain = !inner.is_empty()
+        && inner
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'));
+    plain.then_some((inner, rest))
 }
 
 fn classify(error: &serde_json::Error, path: &str) -> ApiError {
@@ -126,23 +235,36 @@ fn classify(error: &serde_json::Error, path: &str) -> ApiError {
     let message = full.strip_suffix(&suffix).unwrap_or(&full);
     match error.classify() {
         Category::Io | Category::Syntax | Category::Eof => ApiError::invalid_json(format!(
-            "{message} at line {}, column {}",
+            "{} at line {}, column {}",
+            describe(message),
             error.line(),
             error.column()
         )),
-        Category::Data => {
-            if let Some(field) = between(message, "missing field `", "`") {
-                return ApiError::missing_field(join(path, field));
-            }
-            if let Some(field) = between(message, "duplicate field `", "`") {
-                return ApiError::invalid_value(join(path, field), "the field appears twice");
-            }
-            if path.is_empty() {
-                ApiError::invalid_json(message)
-            } else {
-                ApiError::invalid_value(path, message)
-            }
-        }
+        Category::Data => data_error(message, path),
+    }
+}
+
+fn data_error(message: &str, path: &str) -> ApiError {
+    if let Some((inner, rest)) = split_nested(message) {
+        let separator = if path.is_empty() || inner.starts_with('[') {
+            ""
+        } else {
+            "."
+        };
+        return data_error(rest, &format!("{path}{separator}{inner}"));
+    }
+    if let Some(field) = named_field(message, "missing field `") {
+        return ApiError::missing_field(join(path, field));
+    }
+    if let Some(field) = named_field(message, "duplicate field `") {
+        return ApiError::invalid_value(join(path, field), "the field appears twice");
+    }
+    // A wrong type at the root (a string, an array) is not a field of the
+    // body: the body is not the JSON object asked for.
+    if path.is_empty() {
+        ApiError::invalid_json(describe(message))
+    } else {
+        ApiError::invalid_value(path, describe(message))
     }
 }
 
@@ -219,11 +341,19 @@ fn check_metadata(param: &str, metadata: &Metadata) -> Result<(), ApiError> {
         ));
     }
     for (key, value) in metadata {
-        let path = || format!("{param}.{key}");
+        // A plain key is named in `param`; a long, odd or key-shaped one is
+        // not repeated back.
+        let path = || {
+            if plain_key(key) {
+                format!("{param}.{key}")
+            } else {
+                param.to_owned()
+            }
+        };
         if key.chars().count() > METADATA_MAX_KEY_CHARS {
             return Err(ApiError::invalid_value(
-                path(),
-                format_args!("expected a key of at most {METADATA_MAX_KEY_CHARS} characters"),
+                param,
+                format_args!("expected keys of at most {METADATA_MAX_KEY_CHARS} characters"),
             ));
         }
         if value.chars().count() > METADATA_MAX_VALUE_CHARS {
@@ -273,12 +403,21 @@ fn check_message(at: MessagePath<'_>, message: &ChatMessage) -> Result<(), ApiEr
     if !role.is_known() {
         return Err(ApiError::invalid_value(
             at.field("role"),
-            format_args!("expected one of {}, got '{role}'", known_list(Role::KNOWN)),
+            format_args!(
+                "expected one of {}{}",
+                known_list(Role::KNOWN),
+                got(role.as_str())
+            ),
         ));
     }
     match &message.content {
         None => {
-            let has_other_output = message.tool_calls.is_some() || message.refusal.is_some();
+            // `tool_calls: []` calls nothing: it is not an output.
+            let calls_tools = message
+                .tool_calls
+                .as_ref()
+                .is_some_and(|calls| !calls.is_empty());
+            let has_other_output = calls_tools || message.refusal.is_some();
             if !(*role == Role::Assistant && has_other_output) {
                 return Err(ApiError::missing_field(at.field("content")));
             }
@@ -397,11 +536,26 @@ impl Validate for CreateKeyRequest {
                 return Err(ApiError::invalid_value(
                     format!("scopes[{index}]"),
                     format_args!(
-                        "expected one of {}, got '{scope}'",
-                        known_list(Scope::KNOWN)
+                        "expected one of {}{}",
+                        known_list(Scope::KNOWN),
+                        got(scope.as_str())
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Validate for RotateKeyRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(grace) = self.grace_period_seconds {
+            check_range(
+                "grace_period_seconds",
+                grace,
+                &(0..=MAX_GRACE_PERIOD_SECONDS),
+                "a number of seconds",
+            )?;
         }
         Ok(())
     }
@@ -418,8 +572,9 @@ impl Validate for ListParams {
             return Err(ApiError::invalid_value(
                 "order",
                 format_args!(
-                    "expected one of {}, got '{order}'",
-                    known_list(ListOrder::KNOWN)
+                    "expected one of {}{}",
+                    known_list(ListOrder::KNOWN),
+                    got(order.as_str())
                 ),
             ));
         }

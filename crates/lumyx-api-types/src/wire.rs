@@ -38,8 +38,13 @@ macro_rules! open_enum {
             }
 
             /// `false` for a value this version of the crate does not know.
+            /// An `Other` that spells a known value (built by hand, not read)
+            /// is known, as it compares equal to that value.
             pub fn is_known(&self) -> bool {
-                !matches!(self, $name::Other(_))
+                match self {
+                    $name::Other(other) => matches!(other.as_str(), $($wire)|+),
+                    _ => true,
+                }
             }
 
             /// Reads a wire value; a value this version does not know becomes

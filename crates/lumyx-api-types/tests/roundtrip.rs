@@ -77,25 +77,41 @@ fn tool_type() -> impl Strategy<Value = ToolType> {
     ]
 }
 
+/// Fields of a known part this crate does not model, such as `cache_control`.
+fn part_extra() -> impl Strategy<Value = serde_json::Map<String, serde_json::Value>> {
+    btree_map("x_[a-z]{1,8}", json_value(), 0..3).prop_map(|map| map.into_iter().collect())
+}
+
 fn content_part() -> impl Strategy<Value = ContentPart> {
     prop_oneof![
-        text().prop_map(|text| ContentPart::Text { text }),
-        (text(), option::of("low|high|auto")).prop_map(|(url, detail)| ContentPart::ImageUrl {
-            image_url: ImageUrl { url, detail }
+        (text(), part_extra()).prop_map(|(text, extra)| ContentPart::Text { text, extra }),
+        (text(), option::of("low|high|auto"), part_extra()).prop_map(|(url, detail, extra)| {
+            ContentPart::ImageUrl {
+                image_url: ImageUrl { url, detail },
+                extra,
+            }
         }),
-        (text(), "wav|mp3").prop_map(|(data, format)| ContentPart::InputAudio {
-            input_audio: InputAudio { data, format }
+        (text(), "wav|mp3", part_extra()).prop_map(|(data, format, extra)| {
+            ContentPart::InputAudio {
+                input_audio: InputAudio { data, format },
+                extra,
+            }
         }),
-        (option::of(id()), option::of(text()), option::of(text())).prop_map(
-            |(file_id, file_data, filename)| ContentPart::File {
+        (
+            option::of(id()),
+            option::of(text()),
+            option::of(text()),
+            part_extra()
+        )
+            .prop_map(|(file_id, file_data, filename, extra)| ContentPart::File {
                 file: FileRef {
                     file_id,
                     file_data,
                     filename
-                }
-            }
-        ),
-        text().prop_map(|refusal| ContentPart::Refusal { refusal }),
+                },
+                extra,
+            }),
+        (text(), part_extra()).prop_map(|(refusal, extra)| ContentPart::Refusal { refusal, extra }),
         ("x_[a-z]{1,8}", json_value())
             .prop_map(|(kind, data)| ContentPart::Other(json!({"type": kind, "data": data}))),
     ]

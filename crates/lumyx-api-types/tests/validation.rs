@@ -4,8 +4,9 @@
 use lumyx_api_types::{
     ApiError, ChatCompletionRequest, ChatMessage, ContentPart, CreateConversationRequest,
     CreateKeyRequest, DAILY_LIMIT_RANGE, ErrorCode, LIST_LIMIT_RANGE, ListOrder, ListParams,
-    MessageContent, Metadata, RATE_LIMIT_PER_MINUTE_RANGE, Role, Scope, UpdateConversationRequest,
-    Validate, check_daily_limit, check_rate_limit_per_minute, from_json_str, parse_json,
+    MAX_GRACE_PERIOD_SECONDS, MessageContent, Metadata, RATE_LIMIT_PER_MINUTE_RANGE, Role,
+    RotateKeyRequest, Scope, UpdateConversationRequest, Validate, check_daily_limit,
+    check_rate_limit_per_minute, from_json_str, parse_json,
 };
 use serde_json::{Value, json};
 
@@ -319,11 +320,310 @@ fn bodies_that_are_not_json_are_invalid_json_without_param() {
 }
 
 #[test]
-fn serde_json_error_without_path_still_finds_missing_fields() {
+fn serde_json_error_without_path_names_the_field_but_gives_no_param() {
+    // Without the path, `role` could sit at any depth: a bare name is not a
+    // JSON path, so `param` stays empty and the message names the field.
+    let error: ApiError =
+        serde_json::from_str::<ChatCompletionRequest>(r#"{"model":"m","messages":[{}]}"#)
+            .unwrap_err()
+            .into();
+    assert_error(&error, ErrorCode::MissingField, None);
+    assert!(error.message().contains("'role'"), "{error}");
     let error: ApiError = serde_json::from_str::<ChatCompletionRequest>(r#"{"messages":[]}"#)
         .unwrap_err()
         .into();
-    assert_error(&error, ErrorCode::MissingField, Some("model"));
+    assert_error(&error, ErrorCode::MissingField, None);
+    assert!(error.message().contains("'model'"), "{error}");
+    let error: ApiError = serde_json::from_str::<ChatCompletionRequest>(
+        r#"{"model":"m","messages":[{"role":"user","role":"user"}]}"#,
+    )
+    .unwrap_err()
+    .into();
+    assert_error(&error, ErrorCode::InvalidValue, None);
+    let error: ApiError = serde_json::from_str::<ChatCompletionRequest>(
+        r#"{"model":"m","messages":[{"role":"user","content":[{"image_url":{},"type":"image_url"}]}]}"#,
+    )
+    .unwrap_err()
+    .into();
+    assert_error(&error, ErrorCode::MissingField, None);
+}
+
+/// Parses `body` (raw bytes, not necessarily an object) as a chat request.
+#[track_caller]
+fn raw_chat_error(body: &str) -> ApiError {
+    parse_json::<ChatCompletionRequest>(body.as_bytes()).unwrap_err()
+}
+
+#[test]
+fn quoted_input_cannot_forge_a_missing_or_duplicate_field() {
+    let error = chat_error(with(valid_chat(), "n", json!("missing field `evil`")));
+    assert_error(&error, ErrorCode::InvalidValue, Some("n"));
+    let error = chat_error(with(valid_chat(), "n", json!("duplicate field `evil`")));
+    assert_error(&error, ErrorCode::InvalidValue, Some("n"));
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!(["duplicate field `x`"]),
+    ));
+    assert_error(&error, ErrorCode::InvalidValue, Some("messages[0]"));
+    let error = chat_error(with(valid_chat(), "messages", json!(["missing field `x`"])));
+    assert_error(&error, ErrorCode::InvalidValue, Some("messages[0]"));
+    for body in [
+        r#""missing field `model`""#,
+        r#""duplicate field `model`""#,
+        r#""missing field ``""#,
+        r#""missing field `""#,
+        r#"["missing field `model`"]"#,
+        "7",
+        "null",
+    ] {
+        let error = raw_chat_error(body);
+        assert_error(&error, ErrorCode::InvalidJson, None);
+        assert!(!error.message().contains("`model`"), "{body}: {error}");
+    }
+}
+
+#[test]
+fn real_missing_and_duplicate_fields_keep_their_paths() {
+    let error = raw_chat_error(r#"{"model":"m","messages":[{"content":"x"}]}"#);
+    assert_error(&error, ErrorCode::MissingField, Some("messages[0].role"));
+    let error = raw_chat_error(r#"{"model":"m","model":"n","messages":[]}"#);
+    assert_error(&error, ErrorCode::InvalidValue, Some("model"));
+}
+
+const KEY: &str = "nova_0123456789abcdef0123456789abcdef0123456789abcdef012ece76dce";
+
+#[test]
+fn messages_never_repeat_the_clients_value() {
+    for field in [
+        "max_tokens",
+        "n",
+        "temperature",
+        "stream",
+        "messages",
+        "metadata",
+    ] {
+        let error = chat_error(with(valid_chat(), field, json!(KEY)));
+        assert_eq!(error.param(), Some(field), "{error}");
+        assert!(!error.message().contains("ece76dce"), "{field}: {error}");
+        assert!(error.message().contains("invalid type: string"), "{error}");
+    }
+    let error = chat_error(with(valid_chat(), "max_tokens", json!(KEY)));
+    assert!(
+        error
+            .message()
+            .contains("invalid type: string, expected u32"),
+        "{error}"
+    );
+    // A key as a role, an unknown content part field's type, a number.
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!([{"role": "user", "content": [{"type": "text", "text": KEY.len()}]}]),
+    ));
+    assert!(!error.message().contains(&KEY.len().to_string()), "{error}");
+    let error = chat_error(with(valid_chat(), "max_tokens", json!(-123_456_789)));
+    assert!(!error.message().contains("123456789"), "{error}");
+    let error = raw_chat_error(&format!("{:?}", KEY));
+    assert!(!error.message().contains("ece76dce"), "{error}");
+}
+
+#[test]
+fn unknown_roles_scopes_and_orders_are_named_only_when_short() {
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!([{"role": "critic", "content": "x"}]),
+    ));
+    assert!(error.message().contains("got 'critic'"), "{error}");
+    let huge = "r".repeat(100_000);
+    for role in [KEY, huge.as_str()] {
+        let error = chat_error(with(
+            valid_chat(),
+            "messages",
+            json!([{"role": role, "content": "x"}]),
+        ));
+        assert_error(&error, ErrorCode::InvalidValue, Some("messages[0].role"));
+        assert!(error.message().len() < 300, "{}", error.message().len());
+        assert!(!error.message().contains("ece76dce"), "{error}");
+    }
+    let request = CreateKeyRequest {
+        scopes: Some(vec![Scope::from_wire(KEY)]),
+        ..CreateKeyRequest::new("n", "o")
+    };
+    let error = request.validate().unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("scopes[0]"));
+    assert!(!error.message().contains("ece76dce"), "{error}");
+    let params = ListParams {
+        order: Some(ListOrder::from_wire(KEY)),
+        ..ListParams::default()
+    };
+    let error = params.validate().unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("order"));
+    assert!(!error.message().contains("ece76dce"), "{error}");
+}
+
+#[test]
+fn a_hand_built_other_role_spelling_a_known_one_validates() {
+    let mut message = ChatMessage::user("Hi");
+    message.role = Role::Other("user".into());
+    message.validate().unwrap();
+    message.role = Role::Other("critic".into());
+    let error = message.validate().unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("messages[0].role"));
+}
+
+#[test]
+fn grace_periods_are_at_most_30_days() {
+    assert_eq!(MAX_GRACE_PERIOD_SECONDS, 2_592_000);
+    for grace in [None, Some(0), Some(3600), Some(MAX_GRACE_PERIOD_SECONDS)] {
+        let request = RotateKeyRequest {
+            grace_period_seconds: grace,
+        };
+        request.validate().unwrap();
+    }
+    for grace in [MAX_GRACE_PERIOD_SECONDS + 1, u64::MAX] {
+        let body = format!(r#"{{"grace_period_seconds":{grace}}}"#);
+        let error = parse_json::<RotateKeyRequest>(body.as_bytes()).unwrap_err();
+        assert_error(
+            &error,
+            ErrorCode::InvalidValue,
+            Some("grace_period_seconds"),
+        );
+    }
+}
+
+#[test]
+fn an_assistant_message_with_empty_tool_calls_needs_content() {
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!([{"role": "assistant", "tool_calls": []}]),
+    ));
+    assert_error(&error, ErrorCode::MissingField, Some("messages[0].content"));
+    let error = chat_error(with(
+        valid_chat(),
+        "messages",
+        json!([{"role": "assistant"}]),
+    ));
+    assert_error(&error, ErrorCode::MissingField, Some("messages[0].content"));
+    let body = with(
+        valid_chat(),
+        "messages",
+        json!([{"role": "assistant", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        ]}]),
+    );
+    parse_json::<ChatCompletionRequest>(body.to_string().as_bytes()).unwrap();
+}
+
+#[test]
+fn a_huge_value_gives_a_short_message() {
+    let huge = "x".repeat(100_000);
+    let error = chat_error(with(valid_chat(), "n", json!(huge)));
+    assert_error(&error, ErrorCode::InvalidValue, Some("n"));
+    assert!(error.message().len() < 300, "{}", error.message().len());
+    let error = raw_chat_error(&format!("{:?}", huge));
+    assert_error(&error, ErrorCode::InvalidJson, None);
+    assert!(error.message().len() < 400, "{}", error.message().len());
+}
+
+/// A chat body whose one user message has `part` (raw JSON, keys in the
+/// order written) as its only content part.
+fn part_error(part: &str) -> ApiError {
+    raw_chat_error(&format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":[{part}]}}]}}"#
+    ))
+}
+
+#[test]
+fn errors_inside_content_parts_name_the_nested_field() {
+    let cases = [
+        (
+            r#"{"type":"image_url","image_url":{}}"#,
+            ErrorCode::MissingField,
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            r#"{"type":"image_url","image_url":{"url":5}}"#,
+            ErrorCode::InvalidValue,
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            r#"{"type":5,"text":"x"}"#,
+            ErrorCode::InvalidValue,
+            "messages[0].content[0].type",
+        ),
+        (
+            r#"{"type":"input_audio","input_audio":{"data":"AA=="}}"#,
+            ErrorCode::MissingField,
+            "messages[0].content[0].input_audio.format",
+        ),
+        (
+            r#"{"type":"image_url"}"#,
+            ErrorCode::MissingField,
+            "messages[0].content[0].image_url",
+        ),
+        (
+            r#"{"text":"x"}"#,
+            ErrorCode::MissingField,
+            "messages[0].content[0].type",
+        ),
+        (r#""x""#, ErrorCode::InvalidValue, "messages[0].content[0]"),
+        // `type` after the payload (as a sorted-keys writer puts it): the
+        // payload is buffered, read once the type is known, and its error
+        // still names the nested field.
+        (
+            r#"{"image_url":{},"type":"image_url"}"#,
+            ErrorCode::MissingField,
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            r#"{"image_url":{"url":5},"type":"image_url"}"#,
+            ErrorCode::InvalidValue,
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            r#"{"text":5,"type":"text"}"#,
+            ErrorCode::InvalidValue,
+            "messages[0].content[0].text",
+        ),
+    ];
+    for (part, code, param) in cases {
+        let error = part_error(part);
+        assert_eq!(error.code(), Some(&code), "{part}: {error}");
+        assert_eq!(error.param(), Some(param), "{part}: {error}");
+    }
+    // A client's value that imitates the nested form is just a wrong value.
+    let error = chat_error(with(
+        valid_chat(),
+        "n",
+        json!("in field 'x.y': missing field `z`"),
+    ));
+    assert_error(&error, ErrorCode::InvalidValue, Some("n"));
+}
+
+#[test]
+fn duplicate_fields_of_a_content_part_are_refused() {
+    let body = r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","type":"text","text":"a"}]}]}"#;
+    assert_error(
+        &raw_chat_error(body),
+        ErrorCode::InvalidValue,
+        Some("messages[0].content[0].type"),
+    );
+    let body = r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a","text":"b"}]}]}"#;
+    assert_error(
+        &raw_chat_error(body),
+        ErrorCode::InvalidValue,
+        Some("messages[0].content[0].text"),
+    );
+    // Once before the `type`, once after.
+    let body = r#"{"model":"m","messages":[{"role":"user","content":[{"text":"a","type":"text","text":"b"}]}]}"#;
+    assert_error(
+        &raw_chat_error(body),
+        ErrorCode::InvalidValue,
+        Some("messages[0].content[0].text"),
+    );
 }
 
 #[test]
@@ -446,8 +746,33 @@ fn conversation_requests_check_messages_and_metadata() {
     let error = UpdateConversationRequest { metadata }
         .validate()
         .unwrap_err();
-    assert_eq!(error.code(), Some(&ErrorCode::InvalidValue));
-    assert!(error.param().unwrap().starts_with("metadata."), "{error}");
+    // A key over the limit is not repeated back: `param` is the map.
+    assert_error(&error, ErrorCode::InvalidValue, Some("metadata"));
+    assert!(!error.message().contains(&"k".repeat(65)), "{error}");
+}
+
+#[test]
+fn metadata_keys_are_not_repeated_when_long_or_odd() {
+    let huge = "k".repeat(100_000);
+    for key in [huge.as_str(), KEY, "a b", "x'y"] {
+        let error = chat_error(with(valid_chat(), "metadata", json!({ key: 1 })));
+        assert_error(&error, ErrorCode::InvalidValue, Some("metadata"));
+        assert!(error.message().len() < 300, "{}", error.message().len());
+        assert!(!error.message().contains("ece76dce"), "{error}");
+    }
+    let error = chat_error(with(valid_chat(), "metadata", json!({ huge: "v" })));
+    assert_error(&error, ErrorCode::InvalidValue, Some("metadata"));
+    assert!(error.message().len() < 300, "{}", error.message().len());
+    let long_value = "v".repeat(513);
+    let error = chat_error(with(valid_chat(), "metadata", json!({ KEY: long_value })));
+    assert_error(&error, ErrorCode::InvalidValue, Some("metadata"));
+    assert!(!error.message().contains("ece76dce"), "{error}");
+    let error = chat_error(with(
+        valid_chat(),
+        "metadata",
+        json!({ "note": long_value }),
+    ));
+    assert_error(&error, ErrorCode::InvalidValue, Some("metadata.note"));
 }
 
 #[test]
@@ -456,6 +781,7 @@ fn a_single_message_validates_on_its_own() {
     let mut message = ChatMessage::assistant("x");
     message.content = Some(MessageContent::Parts(vec![ContentPart::Refusal {
         refusal: "no".into(),
+        extra: serde_json::Map::new(),
     }]));
     message.validate().unwrap();
     message.role = Role::User;
