@@ -1,8 +1,10 @@
 //! lumyx-ratelimit beside its anchor, governor's keyed limiter.
 //!
 //! * `memory`: one decision (our minute + day, governor's minute only) on the
-//!   same keys, 1 key and 100,000 keys, on 1 and 2 threads, both on their
-//!   default (real) clocks.
+//!   same keys, 1 key and 100,000 keys: admitted decisions (manual clocks
+//!   moved a minute before each, 1 and 2 threads), denied decisions (frozen
+//!   clocks, emptied buckets), and both on their default (real) clocks, where
+//!   hammered keys are mostly denied.
 //! * state bytes per key with 1,000,000 keys, printed before the groups run.
 //! * `redis`: decisions per second with 50 concurrent callers on loopback,
 //!   and a count of Redis commands per decision (printed), when a
@@ -14,11 +16,13 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use governor::clock::FakeRelativeClock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use lumyx_ratelimit::{Limits, MemoryLimiter, OutagePolicy, RedisLimiter};
+use lumyx_ratelimit::{Limits, ManualClock, MemoryLimiter, OutagePolicy, RedisLimiter};
 use lumyx_test_support::RedisServer;
 
 const MANY_KEYS: u64 = 100_000;
@@ -82,14 +86,95 @@ fn memory(c: &mut Criterion) {
     let mut group = c.benchmark_group("memory");
     group.throughput(Throughput::Elements(1));
     let limits = Limits::default();
+
+    // Admitted decisions: both limiters on manual clocks that move 10 s before
+    // each decision (1000 per minute, so a decision finds up to 166 more
+    // tokens), so decisions admit; both pay the same one atomic add for moving
+    // their clock. Our daily limit never binds: 8640 decisions a day. With 2
+    // threads a decision can read the clock before the other thread moves
+    // it on and decide after the other's decision: a few requests "from the
+    // past", denied only when more than 5 moves old. Denials are counted and
+    // printed.
+    let fast = Limits::new(1000, 10_000).unwrap();
+    let fast_quota = Quota::per_minute(NonZeroU32::new(1000).unwrap());
+    let step = Duration::from_secs(10);
+    for (label, n) in [("1 key", 1), ("100k keys", MANY_KEYS)] {
+        let clock = ManualClock::at("2026-11-27T12:00:00Z".parse().unwrap());
+        let ours = MemoryLimiter::<u64, _>::with_clock(clock.clone());
+        let theirs = RateLimiter::dashmap_with_clock(fast_quota, FakeRelativeClock::default());
+        for k in 0..n {
+            let _ = ours.check(&k, fast);
+            let _ = theirs.check_key(&k);
+        }
+        for threads in [1, 2] {
+            let id = format!("admitted, {label}, {}", plural_threads(threads));
+            let (decided, denied) = (AtomicU64::new(0), AtomicU64::new(0));
+            group.bench_function(BenchmarkId::new("lumyx minute+day", &id), |b| {
+                b.iter_custom(|iters| {
+                    decided.fetch_add(iters, Ordering::Relaxed);
+                    on_threads(threads, iters, &|i| {
+                        clock.advance(step);
+                        if !black_box(ours.check(&key(i, n), fast)).is_admitted() {
+                            denied.fetch_add(1, Ordering::Relaxed);
+                        }
+                    })
+                })
+            });
+            report_denials("lumyx", &id, &decided, &denied);
+            let (decided, denied) = (AtomicU64::new(0), AtomicU64::new(0));
+            group.bench_function(BenchmarkId::new("governor minute", &id), |b| {
+                b.iter_custom(|iters| {
+                    decided.fetch_add(iters, Ordering::Relaxed);
+                    on_threads(threads, iters, &|i| {
+                        theirs.clock().advance(step);
+                        if black_box(theirs.check_key(&key(i, n))).is_err() {
+                            denied.fetch_add(1, Ordering::Relaxed);
+                        }
+                    })
+                })
+            });
+            report_denials("governor", &id, &decided, &denied);
+        }
+    }
+
+    // Denied decisions: frozen clocks, every bucket emptied first (1 per
+    // minute), so every decision is a denial (asserted).
+    let one = Limits::new(1, 10_000).unwrap();
+    let one_quota = Quota::per_minute(NonZeroU32::new(1).unwrap());
+    for (label, n) in [("1 key", 1), ("100k keys", MANY_KEYS)] {
+        let ours = MemoryLimiter::<u64, _>::with_clock(ManualClock::at(
+            "2026-11-27T12:00:00Z".parse().unwrap(),
+        ));
+        let theirs = RateLimiter::dashmap_with_clock(one_quota, FakeRelativeClock::default());
+        for k in 0..n {
+            let _ = ours.check(&k, one);
+            let _ = theirs.check_key(&k);
+        }
+        let id = format!("denied, {label}, 1 thread");
+        group.bench_function(BenchmarkId::new("lumyx minute+day", &id), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i += 1;
+                assert!(!black_box(ours.check(&key(i, n), one)).is_admitted());
+            })
+        });
+        group.bench_function(BenchmarkId::new("governor minute", &id), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i += 1;
+                assert!(black_box(theirs.check_key(&key(i, n))).is_err());
+            })
+        });
+    }
+
+    // Both on their default (real) clocks, clock reads included. Hammered at
+    // full speed, a key at 60 per minute is nearly always denied, so this
+    // mostly measures denials plus a clock read.
     for (label, n) in [("1 key", 1), ("100k keys", MANY_KEYS)] {
         let ours = lumyx(n);
         let theirs = governor(n);
         for threads in [1, 2] {
-            let id = format!(
-                "{label}, {threads} thread{}",
-                if threads > 1 { "s" } else { "" }
-            );
+            let id = format!("real clock, {label}, {}", plural_threads(threads));
             group.bench_function(BenchmarkId::new("lumyx minute+day", &id), |b| {
                 b.iter_custom(|iters| {
                     on_threads(threads, iters, &|i| {
@@ -106,36 +191,22 @@ fn memory(c: &mut Criterion) {
             });
         }
     }
-    // The decision logic alone: both on clocks that do not move.
-    for (label, n) in [("1 key", 1), ("100k keys", MANY_KEYS)] {
-        let ours = MemoryLimiter::<u64, _>::with_clock(lumyx_ratelimit::ManualClock::at(
-            "2026-11-27T12:00:00Z".parse().unwrap(),
-        ));
-        let theirs = RateLimiter::dashmap_with_clock(
-            Quota::per_minute(NonZeroU32::new(60).unwrap()),
-            governor::clock::FakeRelativeClock::default(),
-        );
-        for k in 0..n {
-            let _ = ours.check(&k, limits);
-            let _ = theirs.check_key(&k);
-        }
-        let id = format!("{label}, 1 thread, frozen clock");
-        group.bench_function(BenchmarkId::new("lumyx minute+day", &id), |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i += 1;
-                black_box(ours.check(&key(i, n), limits))
-            })
-        });
-        group.bench_function(BenchmarkId::new("governor minute", &id), |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i += 1;
-                black_box(theirs.check_key(&key(i, n)))
-            })
-        });
-    }
     group.finish();
+}
+
+fn report_denials(who: &str, id: &str, decided: &AtomicU64, denied: &AtomicU64) {
+    let (decided, denied) = (
+        decided.load(Ordering::Relaxed),
+        denied.load(Ordering::Relaxed),
+    );
+    println!(
+        "  {who}, {id}: {denied} of {decided} decisions denied ({:.4}%)",
+        100.0 * denied as f64 / decided.max(1) as f64
+    );
+}
+
+fn plural_threads(threads: u64) -> String {
+    format!("{threads} thread{}", if threads > 1 { "s" } else { "" })
 }
 
 /// Resident set size in bytes, from /proc (Linux).
@@ -278,10 +349,10 @@ fn redis(c: &mut Criterion) {
         // Redis counts the commands a script runs among all commands; the
         // ones a client sent are the rest (less the first INFO, counted in
         // the second reading).
-        let inside_script = delta("get") + delta("set") + delta("time");
+        let inside_script = delta("time") + delta("hmget") + delta("hset") + delta("pexpire");
         println!(
             "redis round trips: {N} decisions -> {} EVALSHA, {} commands sent by clients \
-             ({} processed in total, {inside_script} of them GET/SET/TIME inside the script)",
+             ({} processed in total, {inside_script} of them TIME/HMGET/HSET/PEXPIRE inside the script)",
             delta("evalsha"),
             total_after - total_before - inside_script - 1,
             total_after - total_before - 1,

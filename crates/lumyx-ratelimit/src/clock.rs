@@ -88,19 +88,28 @@ impl<C: Clock + ?Sized> Clock for &C {
 /// so this clock reads it only every 100 ms and in between adds the time
 /// elapsed on `quanta`'s calibrated CPU counter (the TSC; the OS monotonic
 /// clock where there is none). It thus follows the OS clock, including its
-/// steps and NTP slewing, to within 100 ms of counter drift (microseconds).
-/// The first read in a process calibrates the counter against the OS clock,
-/// which takes up to 200 ms once.
+/// steps and NTP slewing, with a lag of at most 100 ms. Between two re-reads
+/// it is off by the counter's drift against the OS clock (microseconds) plus
+/// the gap between the two reads of a re-read (at most 50 µs: a re-read
+/// preempted between them is retried, up to 3 times). It is not monotonic: a
+/// re-read moves it to the OS clock, backwards if that stepped back. The first
+/// read in a process calibrates the counter against the OS clock, which takes
+/// up to 200 ms once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SystemClock;
 
 /// How often [`SystemClock`] re-reads the OS clock, in µs.
 const RESYNC_MICROS: u64 = 100_000;
 
-/// The shared state of [`SystemClock`]: one atomic word of offset, so readers
-/// never see a torn pair.
+/// The widest gap, in counter µs, between the counter reads around an OS
+/// clock read that a re-read accepts at once.
+const MAX_READ_GAP_MICROS: u64 = 50;
+
+/// The shared state of [`SystemClock`]: the offset in one atomic word, so
+/// readers never see a torn pair, and the counter time of the next re-read,
+/// which one thread claims by a compare-and-swap before re-reading, so one
+/// re-read runs per period, however many threads find it due.
 struct Anchor {
-    counter: quanta::Clock,
     /// OS time minus counter time, in µs (wrapping).
     offset: AtomicU64,
     /// Counter time (µs) of the next re-read of the OS clock.
@@ -108,40 +117,77 @@ struct Anchor {
 }
 
 impl Anchor {
-    fn get() -> &'static Anchor {
-        static ANCHOR: OnceLock<Anchor> = OnceLock::new();
-        ANCHOR.get_or_init(|| {
-            let anchor = Anchor {
-                counter: quanta::Clock::new(),
-                offset: AtomicU64::new(0),
-                next_sync: AtomicU64::new(0),
-            };
-            anchor.sync(anchor.counter_micros());
-            anchor
-        })
+    const fn new() -> Self {
+        Self {
+            offset: AtomicU64::new(0),
+            next_sync: AtomicU64::new(0),
+        }
     }
 
-    fn counter_micros(&self) -> u64 {
-        self.counter.delta_as_nanos(0, self.counter.raw()) / 1000
+    /// The time at counter time `counter`, re-reading the OS clock if due.
+    fn now(&self, counter: u64, os: impl Fn() -> u64, read_counter: impl Fn() -> u64) -> u64 {
+        let next = self.next_sync.load(Ordering::Relaxed);
+        if counter >= next
+            && self
+                .next_sync
+                .compare_exchange(
+                    next,
+                    counter.saturating_add(RESYNC_MICROS),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.sync(os, read_counter);
+        }
+        counter.wrapping_add(self.offset.load(Ordering::Relaxed))
     }
 
-    fn sync(&self, counter: u64) {
-        let os = Timestamp::from(SystemTime::now()).unix_micros();
-        self.offset
-            .store(os.wrapping_sub(counter), Ordering::Relaxed);
-        self.next_sync
-            .store(counter + RESYNC_MICROS, Ordering::Relaxed);
+    /// Sets the offset from an OS clock read and the counter read just
+    /// after it. A read with a gap (the thread was preempted between the
+    /// reads) is retried, so the offset is not skewed by the gap.
+    fn sync(&self, os: impl Fn() -> u64, read_counter: impl Fn() -> u64) {
+        let mut offset = 0;
+        for _ in 0..3 {
+            let before = read_counter();
+            let os_micros = os();
+            let after = read_counter();
+            offset = os_micros.wrapping_sub(after);
+            if after.wrapping_sub(before) <= MAX_READ_GAP_MICROS {
+                break;
+            }
+        }
+        self.offset.store(offset, Ordering::Relaxed);
     }
+}
+
+/// The process's counter and anchor.
+fn system() -> &'static (quanta::Clock, Anchor) {
+    static SYSTEM: OnceLock<(quanta::Clock, Anchor)> = OnceLock::new();
+    SYSTEM.get_or_init(|| {
+        let counter = quanta::Clock::new();
+        let anchor = Anchor::new();
+        // Synced before it is shared, so no thread ever reads the zero offset.
+        let _ = anchor.now(counter_micros(&counter), os_micros, || {
+            counter_micros(&counter)
+        });
+        (counter, anchor)
+    })
+}
+
+fn counter_micros(counter: &quanta::Clock) -> u64 {
+    counter.delta_as_nanos(0, counter.raw()) / 1000
+}
+
+fn os_micros() -> u64 {
+    Timestamp::from(SystemTime::now()).unix_micros()
 }
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let anchor = Anchor::get();
-        let counter = anchor.counter_micros();
-        if counter >= anchor.next_sync.load(Ordering::Relaxed) {
-            anchor.sync(counter);
-        }
-        Timestamp(counter.wrapping_add(anchor.offset.load(Ordering::Relaxed)))
+        let (counter, anchor) = system();
+        let now = counter_micros(counter);
+        Timestamp(anchor.now(now, os_micros, || counter_micros(counter)))
     }
 }
 
@@ -201,7 +247,53 @@ impl Clock for ManualClock {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU32;
+
     use super::*;
+
+    #[test]
+    fn a_resync_preempted_between_its_reads_is_not_skewed() {
+        // True time: the counter reads `t`, the OS clock `t + 1 s`. The first
+        // OS read is preempted for 50 ms, which the counter then shows.
+        let t = AtomicU64::new(5_000_000);
+        let preempted = AtomicU32::new(0);
+        let os = || {
+            if preempted.fetch_add(1, Ordering::Relaxed) == 0 {
+                t.fetch_add(50_000, Ordering::Relaxed);
+            }
+            t.load(Ordering::Relaxed) + 1_000_000
+        };
+        let read_counter = || t.load(Ordering::Relaxed);
+        let anchor = Anchor::new();
+        let now = anchor.now(read_counter(), os, read_counter);
+        assert_eq!(anchor.offset.load(Ordering::Relaxed), 1_000_000);
+        // The caller's own counter read came before the preemption.
+        assert_eq!(now, 5_000_000 + 1_000_000);
+        assert_eq!(
+            anchor.now(read_counter(), os, read_counter),
+            t.load(Ordering::Relaxed) + 1_000_000
+        );
+    }
+
+    #[test]
+    fn one_thread_resyncs_at_a_time() {
+        let anchor = Anchor::new();
+        let os_reads = AtomicU32::new(0);
+        // The OS read is slow (preempted), and a second thread finds the
+        // re-read due meanwhile: it must not re-read, nor publish anything.
+        let os = || {
+            os_reads.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(100));
+            2_000_000
+        };
+        std::thread::scope(|scope| {
+            scope.spawn(|| anchor.now(1_000, os, || 1_000));
+            std::thread::sleep(Duration::from_millis(30));
+            scope.spawn(|| anchor.now(1_000, os, || 1_000));
+        });
+        assert_eq!(os_reads.load(Ordering::Relaxed), 1);
+        assert_eq!(anchor.now(1_000, os, || 1_000), 2_000_000);
+    }
 
     #[test]
     fn the_system_clock_follows_the_os_clock() {

@@ -111,7 +111,7 @@ impl Default for MemoryLimiter<String> {
 impl<K, C> MemoryLimiter<K, C> {
     /// A limiter on `clock` (e.g. a [`ManualClock`](crate::ManualClock)).
     pub fn with_clock(clock: C) -> Self {
-        Self::with_clock_and_hasher(clock, FastHashBuilder::new())
+        Self::with_clock_and_hasher(clock, FastHashBuilder::default())
     }
 }
 
@@ -185,6 +185,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
+        // Read before the lock: a thread preempted here may decide after
+        // another decided at a later time, which the policy treats like a
+        // clock step back (the day never goes backwards, the debt is capped).
         let now = self.clock.now().unix_micros();
         let shard = self.shard(key);
         let known = read(shard)
@@ -203,7 +206,7 @@ where
             outcome
         });
         // The snapshot's arithmetic runs after the lock is released.
-        outcome.decision(limits, now)
+        outcome.decision(limits)
     }
 
     /// The state of `key` under `limits` now, consuming nothing and creating

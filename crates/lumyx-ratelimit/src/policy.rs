@@ -6,7 +6,8 @@
 //! how far ahead of the steady rate it has run. With the emission interval
 //! `T = 60 s / rpm` (whole microseconds, rounded down) and the capacity
 //! `rpm * T`, a request fits iff `debt + T <= capacity`. The day policy is a
-//! counter tagged with its UTC day number.
+//! counter tagged with its UTC day number. Time that runs backwards is
+//! handled in [`KeyState::observe`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -109,71 +110,100 @@ pub(crate) fn until_midnight(now: u64) -> u64 {
     MICROS_PER_DAY - now % MICROS_PER_DAY
 }
 
-/// What one request did to a key: the debt and count it left, and the policy
-/// that denied it, if any.
+/// What one request did to a key: the effective time it was decided at (see
+/// [`KeyState::observe`]), the debt and count it left, and the policy that
+/// denied it, if any.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outcome {
+    now: u64,
     debt: u64,
     count: u32,
     denied_by: Option<DeniedBy>,
+    /// Whether a denial capped a debt larger than the bucket (see
+    /// [`KeyState::apply`]), so the state must be written.
+    rewound: bool,
 }
 
 impl Outcome {
     #[inline]
-    pub(crate) fn decision(self, limits: Limits, now: u64) -> Decision {
-        decision(limits, now, self.debt, self.count, self.denied_by)
+    pub(crate) fn decision(self, limits: Limits) -> Decision {
+        decision(limits, self.now, self.debt, self.count, self.denied_by)
     }
 }
 
 impl KeyState {
-    /// The debt and today's count as seen at `now`. A count from a past day is
-    /// zero; a count from a "future" day (the clock stepped back) is carried
-    /// into today, so a clock step back never hands out a fresh day.
-    fn observe(&self, now: u64) -> (u64, u32) {
-        let debt = self.tat.saturating_sub(now);
-        if self.day < day_of(now) {
-            (debt, 0)
+    /// The effective time, the debt and that day's count as seen at `now`.
+    ///
+    /// Two guards against a clock that steps back (or a `now` read before a
+    /// concurrent request wrote a later state):
+    /// * the effective time is never before the start of the stored day, so
+    ///   the day never goes backwards: a count is neither carried into an
+    ///   earlier day nor overwritten by one, and a request at such a `now` is
+    ///   counted in the stored (later) day;
+    /// * the debt is capped at the bucket's capacity, so a step back costs at
+    ///   most one full bucket and the minute reset never exceeds a minute.
+    ///
+    /// A count from a past day is zero.
+    fn observe(&self, limits: Limits, now: u64) -> (u64, u64, u32) {
+        let now = now.max(u64::from(self.day).saturating_mul(MICROS_PER_DAY));
+        let debt = self.tat.saturating_sub(now).min(capacity(limits));
+        let count = if self.day < day_of(now) {
+            0
         } else {
-            (debt, self.count)
-        }
+            self.count
+        };
+        (now, debt, count)
     }
 
     /// Decides one request at `now` and consumes from both policies iff both
     /// admit it.
     #[cfg(test)]
     pub(crate) fn decide(&mut self, limits: Limits, now: u64) -> Decision {
-        self.apply(limits, now).decision(limits, now)
+        self.apply(limits, now).decision(limits)
     }
 
     /// The state change of one request: the cheap part of a decision, done
     /// under the shard's lock.
     #[inline]
     pub(crate) fn apply(&mut self, limits: Limits, now: u64) -> Outcome {
-        let (debt, count) = self.observe(now);
+        let (now, debt, count) = self.observe(limits, now);
         let denied_by = verdict(limits, debt, count);
         if denied_by.is_some() {
+            // After a step back the stored debt can exceed a full bucket: keep
+            // only the full bucket, so the key is served again one interval
+            // from now, not when the clock has caught up. This gives back,
+            // never consumes; an ordinary denial writes nothing.
+            let rewound = self.tat.saturating_sub(now) > debt;
+            if rewound {
+                self.tat = now + debt;
+            }
             return Outcome {
+                now,
                 debt,
                 count,
                 denied_by,
+                rewound,
             };
         }
         let debt = debt + interval(limits);
         *self = KeyState {
-            tat: now + debt,
+            // Saturating: a manual clock can be advanced to the end of time.
+            tat: now.saturating_add(debt),
             day: day_of(now),
             count: count + 1,
         };
         Outcome {
+            now,
             debt,
             count: count + 1,
             denied_by: None,
+            rewound: false,
         }
     }
 
     /// The state at `now`, consuming nothing.
     pub(crate) fn peek(&self, limits: Limits, now: u64) -> Snapshot {
-        let (debt, count) = self.observe(now);
+        let (now, debt, count) = self.observe(limits, now);
         snapshot(limits, now, debt, count)
     }
 
@@ -193,8 +223,9 @@ impl KeyState {
 /// | 37..51 | `count` (at most the largest daily limit, 10,000) |
 /// | 51..64 | `day` modulo 8192 |
 ///
-/// `tat` is written only on an admission, as `now + debt`, with `day` = today,
-/// so it is never before the start of `day`. The day is read back as the one
+/// `tat` is written only on an admission, as `now + debt` with `day` the day
+/// of `now` (the effective time, never before the stored day), so it is never
+/// before the start of `day`. The day is read back as the one
 /// nearest to today with those 13 bits: exact for states up to 11 years old
 /// (older ones are swept long before) or a clock step back of up to 11 years.
 /// The all-zero word is a fresh key (a written state has `count >= 1`).
@@ -212,7 +243,7 @@ const _: () = assert!(*Limits::DAILY_LIMIT_RANGE.end() as u64 <= COUNT_MASK);
 
 impl PackedState {
     fn pack(state: KeyState) -> Self {
-        let day_start = u64::from(state.day) * MICROS_PER_DAY;
+        let day_start = u64::from(state.day).saturating_mul(MICROS_PER_DAY);
         let offset = state.tat.saturating_sub(day_start).min(OFFSET_MASK);
         let count = u64::from(state.count).min(COUNT_MASK);
         let day = u64::from(state.day % DAY_MODULUS);
@@ -232,7 +263,9 @@ impl PackedState {
             today.saturating_add(DAY_MODULUS - behind)
         };
         KeyState {
-            tat: u64::from(day) * MICROS_PER_DAY + (self.0 & OFFSET_MASK),
+            tat: u64::from(day)
+                .saturating_mul(MICROS_PER_DAY)
+                .saturating_add(self.0 & OFFSET_MASK),
             day,
             count: ((self.0 >> OFFSET_BITS) & COUNT_MASK) as u32,
         }
@@ -243,7 +276,7 @@ impl PackedState {
     fn apply(&mut self, limits: Limits, now: u64) -> Outcome {
         let mut state = self.unpack(now);
         let outcome = state.apply(limits, now);
-        if outcome.denied_by.is_none() {
+        if outcome.denied_by.is_none() || outcome.rewound {
             *self = Self::pack(state);
         }
         outcome
@@ -251,14 +284,14 @@ impl PackedState {
 
     /// [`KeyState::apply`] on a shared stored form: a compare-and-swap loop,
     /// so concurrent requests of one key never wait on each other. A denial
-    /// writes nothing.
+    /// writes nothing (unless it caps a debt left by a clock step back).
     #[inline]
     pub(crate) fn apply_shared(cell: &AtomicU64, limits: Limits, now: u64) -> Outcome {
         let mut current = cell.load(Ordering::Acquire);
         loop {
             let mut packed = Self(current);
             let outcome = packed.apply(limits, now);
-            if outcome.denied_by.is_some() {
+            if outcome.denied_by.is_some() && !outcome.rewound {
                 return outcome;
             }
             match cell.compare_exchange_weak(current, packed.0, Ordering::AcqRel, Ordering::Acquire)
@@ -356,6 +389,33 @@ mod tests {
         assert!(!state.is_idle(NOON));
         assert!(!state.is_idle(NOON + 60_000_000));
         assert!(state.is_idle(NOON + MICROS_PER_DAY));
+    }
+
+    #[test]
+    fn a_clock_step_back_costs_at_most_one_full_bucket() {
+        let limits = Limits::default();
+        let mut state = KeyState::default();
+        assert!(state.decide(limits, NOON).is_admitted());
+        // An hour back: a full bucket of debt, not an hour of it.
+        let d = state.decide(limits, NOON - 3_600_000_000);
+        assert_eq!(d.retry_after(), Some(Duration::from_secs(1)));
+        assert_eq!(d.snapshot().minute.reset, Duration::from_secs(60));
+        assert_eq!(d.snapshot().minute.remaining, 0);
+        let d = state.decide(limits, NOON - 3_600_000_000 + 1_000_000);
+        assert!(d.is_admitted());
+        assert!(d.snapshot().minute.reset <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_manual_clock_at_the_end_of_time_does_not_overflow() {
+        let limits = Limits::new(1, 1).unwrap();
+        let mut state = KeyState::default();
+        let d = state.decide(limits, u64::MAX);
+        assert!(d.is_admitted());
+        let packed = PackedState::pack(state);
+        assert_eq!(packed.unpack(u64::MAX).count, 1);
+        assert!(!state.decide(limits, u64::MAX).is_admitted());
+        assert!(!PackedState::pack(state).is_idle(u64::MAX));
     }
 
     #[test]

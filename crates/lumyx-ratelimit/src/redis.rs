@@ -65,9 +65,10 @@ impl RedisLimiterBuilder {
     }
 
     /// The prefix of every Redis key. Default: `lumyx:rl:`, giving
-    /// `lumyx:rl:{<key>}:m` and `lumyx:rl:{<key>}:d:<yyyymmdd>`.
+    /// `lumyx:rl:{<key>}`. Braces in the prefix would move the cluster hash
+    /// tag, so they are written as `%7B` and `%7D`.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.key_prefix = prefix.into();
+        self.key_prefix = prefix.into().replace('{', "%7B").replace('}', "%7D");
         self
     }
 
@@ -125,13 +126,21 @@ impl RedisLimiterBuilder {
 /// * One round trip per decision: one Lua script (`EVALSHA`, loaded on first
 ///   use and after a Redis restart) decides both policies atomically at
 ///   Redis's own `TIME`.
-/// * Keys `lumyx:rl:{<key>}:m` (GCRA arrival time, expires when the bucket is
-///   full) and `lumyx:rl:{<key>}:d:<yyyymmdd>` (the day's count, expires a
-///   minute after UTC midnight) share one hash tag, so one cluster slot.
+/// * One Redis key per limiter key, `lumyx:rl:{<key>}` (see
+///   [`RedisLimiter::redis_key`]): a hash of the GCRA arrival time, the UTC
+///   day and that day's count, expiring a minute after the next UTC midnight.
+///   The script touches only that key, passed in `KEYS`, so it runs in a
+///   cluster.
 /// * When Redis is unreachable a decision returns within the
-///   [timeout](RedisLimiterBuilder::timeout) under the [`OutagePolicy`];
-///   Redis is probed again every [probe interval](RedisLimiterBuilder::probe_interval)
-///   and used again as soon as it answers.
+///   [timeout](RedisLimiterBuilder::timeout) under the [`OutagePolicy`].
+///   Decisions then skip Redis; every [probe interval](RedisLimiterBuilder::probe_interval)
+///   one decision (only one, however many arrive) tries it again, and Redis
+///   is used again as soon as it answers.
+/// * A failed call is re-sent only when the connection was refused (so
+///   nothing was sent). Any other failure is not: when a connection drops,
+///   Redis may have run the script before its reply was lost, and re-sending
+///   would count the request twice. The connection is remade in the
+///   background.
 ///
 /// ```
 /// use lumyx_ratelimit::{Limits, OutagePolicy, RedisLimiter};
@@ -192,10 +201,41 @@ impl RedisLimiter {
         self.down_until.load(Ordering::Relaxed) != 0
     }
 
-    /// The two Redis keys of `key`: the minute key and the day key's prefix.
-    pub fn redis_keys(&self, key: &str) -> (String, String) {
-        let tag = format!("{}{{{key}}}", self.key_prefix);
-        (format!("{tag}:m"), format!("{tag}:d:"))
+    /// The Redis key holding the state of `key`: the prefix and `key` in
+    /// braces, the cluster hash tag. So that the tag is always exactly `key`
+    /// and two keys never share a Redis key, `%`, `{` and `}` in `key` are
+    /// written as `%25`, `%7B` and `%7D`, and the empty key as `%`.
+    ///
+    /// ```
+    /// # let Some(server) = lumyx_test_support::RedisServer::start_or_skip("doc") else { return Ok(()) };
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// use lumyx_ratelimit::RedisLimiter;
+    ///
+    /// let limiter = RedisLimiter::builder(server.url()).connect().await?;
+    /// assert_eq!(limiter.redis_key("key_4e58d9f4757ccfc3"), "lumyx:rl:{key_4e58d9f4757ccfc3}");
+    /// assert_eq!(limiter.redis_key("a{b}"), "lumyx:rl:{a%7Bb%7D}");
+    /// assert_eq!(limiter.redis_key(""), "lumyx:rl:{%}");
+    /// # Ok::<(), lumyx_ratelimit::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn redis_key(&self, key: &str) -> String {
+        let mut redis_key = String::with_capacity(self.key_prefix.len() + key.len() + 3);
+        redis_key.push_str(&self.key_prefix);
+        redis_key.push('{');
+        if key.is_empty() {
+            redis_key.push('%');
+        }
+        for c in key.chars() {
+            match c {
+                '%' => redis_key.push_str("%25"),
+                '{' => redis_key.push_str("%7B"),
+                '}' => redis_key.push_str("%7D"),
+                c => redis_key.push(c),
+            }
+        }
+        redis_key.push('}');
+        redis_key
     }
 
     /// Decides one request of `key` under `limits` in Redis, consuming from
@@ -220,15 +260,34 @@ impl RedisLimiter {
     /// Decides (or peeks, when `consume` is false) in Redis, or under the
     /// outage policy when Redis is down.
     async fn decide(&self, key: &str, limits: Limits, consume: bool) -> Result<Decision, Error> {
-        let elapsed = self.elapsed_micros();
         let down_until = self.down_until.load(Ordering::Relaxed);
-        if down_until != 0 && elapsed < down_until {
-            return self.outage(
-                key,
-                limits,
-                consume,
-                "Redis is down; waiting to probe it again",
+        if down_until != 0 {
+            let elapsed = self.elapsed_micros();
+            if elapsed < down_until {
+                return self.outage(
+                    key,
+                    limits,
+                    consume,
+                    "Redis is down; waiting to probe it again",
+                );
+            }
+            // Time to probe: the one request that moves the next probe on
+            // probes, the others keep to the outage policy instead of all
+            // waiting out the timeout together.
+            let claimed = self.down_until.compare_exchange(
+                down_until,
+                self.next_probe(elapsed),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
             );
+            if claimed.is_err() {
+                return self.outage(
+                    key,
+                    limits,
+                    consume,
+                    "Redis is down; another request is probing it",
+                );
+            }
         }
         match tokio::time::timeout(self.timeout, self.call(key, limits, consume)).await {
             Ok(Ok(decision)) => {
@@ -248,16 +307,15 @@ impl RedisLimiter {
         }
     }
 
+    /// One call, sent again only when the connection was refused: then the
+    /// script was certainly not sent, while any other failure (a dropped
+    /// connection, a timeout) may have lost the reply of a script Redis ran,
+    /// and a re-send would count the request twice. The one retry uses the
+    /// connection the manager remakes after the refusal, so a Redis that
+    /// has just (re)started is used at once.
     async fn call(&self, key: &str, limits: Limits, consume: bool) -> Result<Decision, RedisError> {
         match self.invoke(key, limits, consume).await {
-            // A dropped connection has just been replaced by a reconnection
-            // attempt: try once more so a restarted Redis is used at once. If
-            // Redis ran the first call but its reply was lost, the request is
-            // counted twice: this errs towards limiting, never towards
-            // admitting more than the limits.
-            Err(err) if err.is_io_error() || err.is_connection_dropped() => {
-                self.invoke(key, limits, consume).await
-            }
+            Err(err) if err.is_connection_refusal() => self.invoke(key, limits, consume).await,
             other => other,
         }
     }
@@ -268,10 +326,8 @@ impl RedisLimiter {
         limits: Limits,
         consume: bool,
     ) -> Result<Decision, RedisError> {
-        let (minute_key, day_prefix) = self.redis_keys(key);
-        let mut invocation = self.script.key(minute_key);
+        let mut invocation = self.script.key(self.redis_key(key));
         invocation
-            .key(day_prefix)
             .arg(limits.rate_limit_per_minute())
             .arg(limits.daily_limit())
             .arg(u8::from(consume));
@@ -299,9 +355,8 @@ impl RedisLimiter {
         consume: bool,
         reason: &str,
     ) -> Result<Decision, Error> {
-        let next_probe = self.elapsed_micros()
-            + u64::try_from(self.probe_interval.as_micros()).unwrap_or(u64::MAX / 2);
-        if self.down_until.swap(next_probe.max(1), Ordering::Relaxed) == 0 {
+        let next_probe = self.next_probe(self.elapsed_micros());
+        if self.down_until.swap(next_probe, Ordering::Relaxed) == 0 {
             tracing::warn!(
                 policy = ?self.outage_policy,
                 "Redis is unreachable, rate limits follow the outage policy: {reason}"
@@ -328,6 +383,12 @@ impl RedisLimiter {
                 reason: reason.to_owned(),
             }),
         }
+    }
+
+    /// The time of the next probe, never 0 (which means "up").
+    fn next_probe(&self, elapsed: u64) -> u64 {
+        let interval = u64::try_from(self.probe_interval.as_micros()).unwrap_or(u64::MAX / 4);
+        elapsed.saturating_add(interval).clamp(1, u64::MAX / 2)
     }
 
     fn elapsed_micros(&self) -> u64 {

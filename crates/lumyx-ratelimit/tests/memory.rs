@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Barrier;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lumyx_ratelimit::{
-    Backend, Decision, Denial, DeniedBy, Limits, ManualClock, MemoryLimiter, PolicySnapshot,
+    Backend, Clock, Decision, Denial, DeniedBy, Limits, ManualClock, MemoryLimiter, PolicySnapshot,
     Snapshot,
 };
 use proptest::prelude::*;
@@ -205,24 +206,112 @@ fn keys_are_independent_and_peek_consumes_nothing() {
 }
 
 #[test]
-fn four_threads_on_one_key_admit_exactly_rpm() {
-    for rpm in [1, 37, 1000] {
+fn four_threads_on_one_key_admit_exactly_the_limit_every_round() {
+    const ROUNDS: usize = 200;
+    const THREADS: usize = 4;
+    for (rpm, daily) in [(1, 10_000), (37, 10_000), (1000, 10_000), (1000, 7)] {
+        let expected = rpm.min(daily);
         let clock = at("2026-11-27T10:00:00Z");
-        let limiter = MemoryLimiter::<String, _>::with_clock(clock);
-        let admitted = AtomicU32::new(0);
+        let limiter = MemoryLimiter::<String, _>::with_clock(clock.clone());
+        let limits = limits(rpm, daily);
+        let barrier = Barrier::new(THREADS);
+        let admitted: Vec<AtomicU32> = (0..ROUNDS).map(|_| AtomicU32::new(0)).collect();
         std::thread::scope(|scope| {
-            for _ in 0..4 {
+            for _ in 0..THREADS {
                 scope.spawn(|| {
-                    for _ in 0..5_000 {
-                        if limiter.check("shared", limits(rpm, 10_000)).is_admitted() {
-                            admitted.fetch_add(1, Ordering::Relaxed);
+                    for round in &admitted {
+                        // All threads start a round together, on a frozen clock.
+                        barrier.wait();
+                        for _ in 0..expected.max(2) {
+                            if limiter.check("shared", limits).is_admitted() {
+                                round.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        // One thread moves the clock on while the others wait:
+                        // a full bucket and a fresh day for the next round.
+                        if barrier.wait().is_leader() {
+                            clock.advance(Duration::from_secs(86_400));
                         }
                     }
                 });
             }
         });
-        assert_eq!(admitted.load(Ordering::Relaxed), rpm);
+        for (i, round) in admitted.iter().enumerate() {
+            let round = round.load(Ordering::Relaxed);
+            assert_eq!(round, expected, "rpm {rpm}, daily {daily}, round {i}");
+        }
     }
+}
+
+#[test]
+fn a_clock_step_back_costs_at_most_one_full_bucket() {
+    let clock = at("2026-11-27T12:00:00Z");
+    let limiter = MemoryLimiter::<String, _>::with_clock(clock.clone());
+    let limits = Limits::default();
+    assert!(limiter.check("k", limits).is_admitted());
+    clock.set("2026-11-27T11:00:00Z".parse().unwrap());
+    let denied = denial(limiter.check("k", limits));
+    assert_eq!(denied.denied_by, DeniedBy::Minute);
+    assert_eq!(denied.retry_after, Duration::from_secs(1));
+    assert_eq!(denied.snapshot.minute.reset, Duration::from_secs(60));
+    let headers = Decision::Denied(denied).headers();
+    assert!(
+        headers.contains(&("x-ratelimit-reset-requests", "1m0s".to_owned())),
+        "{headers:?}"
+    );
+    assert_eq!(
+        limiter.peek("k", limits).minute.reset,
+        Duration::from_secs(60)
+    );
+    // One interval later the key is served again, not an hour later.
+    clock.advance(Duration::from_secs(1));
+    let admitted = limiter.check("k", limits);
+    assert!(admitted.is_admitted());
+    assert!(admitted.snapshot().minute.reset <= Duration::from_secs(60));
+}
+
+#[test]
+fn a_step_back_across_midnight_never_goes_back_a_day() {
+    let clock = at("2026-11-27T12:00:00Z");
+    let limiter = MemoryLimiter::<String, _>::with_clock(clock.clone());
+    let limits = limits(1000, 2);
+    assert!(limiter.check("k", limits).is_admitted());
+    assert!(limiter.check("k", limits).is_admitted());
+    clock.set("2026-11-28T00:00:00.001Z".parse().unwrap());
+    assert!(limiter.check("k", limits).is_admitted());
+    // A step back (or a stale `now`) before midnight: counted in the 28th,
+    // whose count it neither loses nor overwrites.
+    clock.set("2026-11-27T23:59:59.999Z".parse().unwrap());
+    let late = limiter.check("k", limits);
+    assert!(late.is_admitted());
+    assert_eq!(late.snapshot().day.remaining, 0);
+    assert_eq!(late.snapshot().day.reset, Duration::from_secs(86_400));
+    let denied = denial(limiter.check("k", limits));
+    assert_eq!(denied.denied_by, DeniedBy::Day);
+    clock.set("2026-11-28T00:00:00.100Z".parse().unwrap());
+    for _ in 0..2 {
+        let denied = denial(limiter.check("k", limits));
+        assert_eq!(denied.denied_by, DeniedBy::Day);
+        assert_eq!(denied.snapshot.day.remaining, 0);
+    }
+    // And the 27th still had only its two.
+    clock.set("2026-11-29T00:00:00Z".parse().unwrap());
+    assert_eq!(limiter.peek("k", limits).day.remaining, 2);
+}
+
+#[test]
+fn a_clock_advanced_to_the_end_of_time_does_not_panic() {
+    let clock = at("2026-11-27T12:00:00Z");
+    let limiter = MemoryLimiter::<String, _>::with_clock(clock.clone());
+    let limits = limits(1000, 10);
+    assert!(limiter.check("k", limits).is_admitted());
+    clock.advance(Duration::MAX);
+    assert_eq!(clock.now().unix_micros(), u64::MAX);
+    for _ in 0..3 {
+        assert!(limiter.check("k", limits).is_admitted());
+    }
+    let _ = limiter.peek("k", limits);
+    assert_eq!(limiter.sweep(), 0);
 }
 
 #[tokio::test]
@@ -235,38 +324,93 @@ async fn the_memory_limiter_is_a_backend() {
     assert_eq!(backend.peek("k", limits).await.unwrap().day.remaining, 9);
 }
 
-/// The obviously correct model: for each key a leaky bucket (water level in
-/// µs, draining one µs per µs, a request pours in `60 s / rpm` and is admitted
-/// iff it does not overflow `rpm` pours) and a map from UTC day to count.
+const MICROS_PER_MINUTE: u64 = 60_000_000;
+const MICROS_PER_DAY: u64 = 86_400_000_000;
+
+/// The obviously correct model, written from SPEC §2 and the documented
+/// choices without the implementation's helpers. For each key:
+///
+/// * a leaky bucket: `pour = 60 s / rpm` (whole µs) of water per admitted
+///   request, draining one µs per µs, holding `rpm` pours; a request is
+///   admitted iff its pour fits. The level is known at the last admission; at
+///   an earlier time (the clock stepped back) it reads as higher. It never
+///   reads as more than full: an overfull bucket is set to full at that time.
+/// * a count per UTC day, and the latest day the key was admitted on: a time
+///   before that day's start is taken as that day's start (the day never goes
+///   backwards).
+/// * a sweep forgets a key whose bucket is empty and whose latest day is past.
 #[derive(Default)]
 struct Model {
+    /// (level just after the last admission, time of that admission)
     buckets: HashMap<u8, (u64, u64)>,
+    latest_day: HashMap<u8, u64>,
     days: HashMap<(u8, u64), u32>,
 }
 
 impl Model {
+    /// The level at `now`, uncapped (above the brim after a step back or a
+    /// lower rpm).
+    fn level(&self, key: u8, now: u64) -> u64 {
+        match self.buckets.get(&key) {
+            None => 0,
+            Some(&(level, last)) if now >= last => level.saturating_sub(now - last),
+            Some(&(level, last)) => level + (last - now),
+        }
+    }
+
+    fn effective_now(&self, key: u8, now: u64) -> u64 {
+        match self.latest_day.get(&key) {
+            Some(&day) => now.max(day * MICROS_PER_DAY),
+            None => now,
+        }
+    }
+
+    fn sweep(&mut self, now: u64) {
+        let idle: Vec<u8> = self
+            .latest_day
+            .iter()
+            .filter(|&(&key, &day)| {
+                let (level, last) = self.buckets[&key];
+                last + level <= now && day < now / MICROS_PER_DAY
+            })
+            .map(|(&key, _)| key)
+            .collect();
+        for key in idle {
+            self.buckets.remove(&key);
+            self.latest_day.remove(&key);
+            self.days.retain(|&(k, _), _| k != key);
+        }
+    }
+
     fn check(&mut self, key: u8, rpm: u32, daily: u32, now: u64) -> Decision {
-        let pour = 60_000_000 / u64::from(rpm);
+        let pour = MICROS_PER_MINUTE / u64::from(rpm);
         let brim = pour * u64::from(rpm);
-        let (level, last) = self.buckets.get(&key).copied().unwrap_or((0, now));
-        let level = level.saturating_sub(now.saturating_sub(last));
-        let day = now / 86_400_000_000;
+        let now = self.effective_now(key, now);
+        let raw_level = self.level(key, now);
+        let level = raw_level.min(brim);
+        let day = now / MICROS_PER_DAY;
         let count = self.days.get(&(key, day)).copied().unwrap_or(0);
-        let to_midnight = (day + 1) * 86_400_000_000 - now;
+        let to_midnight = (day + 1) * MICROS_PER_DAY - now;
+
+        if level < raw_level {
+            // Overfull (the clock stepped back): drain from full, from now on.
+            self.buckets.insert(key, (level, now));
+        }
 
         let minute_ok = level + pour <= brim;
         let day_ok = count < daily;
         let (level, count) = if minute_ok && day_ok {
             self.days.insert((key, day), count + 1);
+            self.buckets.insert(key, (level + pour, now));
+            self.latest_day.insert(key, day);
             (level + pour, count + 1)
         } else {
             (level, count)
         };
-        self.buckets.insert(key, (level, now));
         let snapshot = Snapshot {
             minute: PolicySnapshot {
                 limit: rpm,
-                remaining: ((brim - level.min(brim)) / pour) as u32,
+                remaining: ((brim - level) / pour) as u32,
                 reset: Duration::from_micros(level),
             },
             day: PolicySnapshot {
@@ -275,7 +419,7 @@ impl Model {
                 reset: Duration::from_micros(to_midnight),
             },
         };
-        let minute_wait = level + pour - brim.min(level + pour);
+        let minute_wait = (level + pour).saturating_sub(brim);
         let (denied_by, retry) = match (minute_ok, day_ok) {
             (true, true) => return Decision::Admitted(snapshot),
             (false, true) => (DeniedBy::Minute, minute_wait),
@@ -298,6 +442,9 @@ enum Op {
     WaitForRetry {
         early: bool,
     },
+    /// The clock steps back (NTP, a VM restored, a stale read).
+    SetBack(u64),
+    Sweep,
     Check {
         key: u8,
         rpm: u32,
@@ -311,6 +458,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u64..2_000).prop_map(Op::Advance),
         3 => (0u64..5_000_000).prop_map(Op::Advance),
         1 => (0u64..7_200_000_000).prop_map(Op::Advance),
+        1 => (0u64..2_000_000).prop_map(Op::SetBack),
+        1 => (0u64..3 * MICROS_PER_DAY).prop_map(Op::SetBack),
+        1 => Just(Op::Sweep),
         8 => (0u8..3, prop_oneof![1u32..=10, Just(60), 1u32..=1000], 1u32..=30)
             .prop_map(|(key, rpm, daily)| Op::Check { key, rpm, daily }),
     ]
@@ -334,7 +484,7 @@ proptest! {
             let advance = match op {
                 Op::Advance(micros) => Some(micros),
                 Op::WaitForRetry { early } => Some(retry - u64::from(early && retry > 0)),
-                Op::Check { .. } => None,
+                Op::SetBack(_) | Op::Sweep | Op::Check { .. } => None,
             };
             if let Some(micros) = advance {
                 clock.advance(Duration::from_micros(micros));
@@ -343,6 +493,17 @@ proptest! {
             }
             match op {
                 Op::Advance(_) | Op::WaitForRetry { .. } => {}
+                Op::SetBack(micros) => {
+                    now -= micros;
+                    clock.set(lumyx_ratelimit::Timestamp::from_unix_micros(now).to_utc());
+                    prop_assert_eq!(clock.now().unix_micros(), now);
+                    retry = 0;
+                }
+                Op::Sweep => {
+                    limiter.sweep();
+                    model.sweep(now);
+                    prop_assert_eq!(limiter.len(), model.latest_day.len());
+                }
                 Op::Check { key, rpm, daily } => {
                     let expected = model.check(key, rpm, daily, now);
                     retry = expected.retry_after().map_or(0, |d| d.as_micros() as u64);

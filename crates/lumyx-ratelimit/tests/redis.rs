@@ -7,10 +7,18 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lumyx_ratelimit::{
-    Backend, Decision, Denial, DeniedBy, Error, Limits, ManualClock, OutagePolicy, RedisLimiter,
+    Backend, Clock, Decision, Denial, DeniedBy, Error, Limits, ManualClock, OutagePolicy,
+    RedisLimiter, Timestamp,
 };
 use lumyx_test_support::RedisServer;
 use redis::AsyncCommands;
+
+/// A test that stops its server frees the server's port until it restarts
+/// it, and `RedisServer` picks a port by binding port 0 and releasing it, so
+/// a test starting meanwhile could be given that port and end up sharing (or
+/// losing) a server. Tests that stop a server therefore run alone; the
+/// others, which only start servers or bind ports, run together.
+static PORTS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 fn limits(rpm: u32, daily: u32) -> Limits {
     Limits::new(rpm, daily).unwrap()
@@ -46,6 +54,7 @@ async fn with_clock(server: &RedisServer, clock: &ManualClock) -> RedisLimiter {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_rpm_at_one_instant_then_one_per_interval() {
+    let _ports = PORTS.read().await;
     let Some(server) = RedisServer::start_or_skip("redis exactly_rpm") else {
         return;
     };
@@ -76,6 +85,7 @@ async fn exactly_rpm_at_one_instant_then_one_per_interval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn days_are_exact_reset_at_midnight_and_denials_consume_nothing() {
+    let _ports = PORTS.read().await;
     let Some(server) = RedisServer::start_or_skip("redis days") else {
         return;
     };
@@ -107,21 +117,105 @@ async fn days_are_exact_reset_at_midnight_and_denials_consume_nothing() {
     }
     assert_eq!(limiter.peek("k", limits).await.unwrap().day.remaining, 2);
 
-    // Both keys exist, in one hash tag, with TTLs.
+    // One key, in its hash tag, living until a minute past midnight.
     let mut raw = raw(&server).await;
-    let day_ttl: i64 = raw.pttl("lumyx:rl:{k}:d:20261128").await.unwrap();
-    assert!(day_ttl > 86_400_000 && day_ttl <= 86_460_000, "{day_ttl}");
-    let minute_ttl: i64 = raw.pttl("lumyx:rl:{k}:m").await.unwrap();
-    assert!(minute_ttl > 0 && minute_ttl <= 60_000, "{minute_ttl}");
-    let old_day: i64 = raw.pttl("lumyx:rl:{k}:d:20261127").await.unwrap();
-    assert!(
-        old_day > 0,
-        "yesterday's count expires on its own, {old_day}"
-    );
+    let ttl: i64 = raw.pttl("lumyx:rl:{k}").await.unwrap();
+    assert!(ttl > 86_400_000 && ttl <= 86_460_000, "{ttl}");
+    let keys: Vec<String> = raw.keys("*").await.unwrap();
+    assert_eq!(keys, ["lumyx:rl:{k}"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_step_back_costs_at_most_one_full_bucket() {
+    let _ports = PORTS.read().await;
+    let Some(server) = RedisServer::start_or_skip("redis step back") else {
+        return;
+    };
+    let clock = at("2026-11-27T12:00:00Z");
+    let limiter = with_clock(&server, &clock).await;
+    let limits = Limits::default();
+    assert!(limiter.check("k", limits).await.unwrap().is_admitted());
+    clock.set("2026-11-27T11:00:00Z".parse().unwrap());
+    let denied = denial(limiter.check("k", limits).await.unwrap());
+    assert_eq!(denied.denied_by, DeniedBy::Minute);
+    assert_eq!(denied.retry_after, Duration::from_secs(1));
+    assert_eq!(denied.snapshot.minute.reset, Duration::from_secs(60));
+    let peeked = limiter.peek("k", limits).await.unwrap();
+    assert_eq!(peeked.minute.reset, Duration::from_secs(60));
+    clock.advance(Duration::from_secs(1));
+    let admitted = limiter.check("k", limits).await.unwrap();
+    assert!(admitted.is_admitted());
+    assert!(admitted.snapshot().minute.reset <= Duration::from_secs(60));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_back_across_midnight_never_goes_back_a_day() {
+    let _ports = PORTS.read().await;
+    let Some(server) = RedisServer::start_or_skip("redis step back midnight") else {
+        return;
+    };
+    let clock = at("2026-11-27T12:00:00Z");
+    let limiter = with_clock(&server, &clock).await;
+    let limits = limits(1000, 2);
+    assert!(limiter.check("k", limits).await.unwrap().is_admitted());
+    assert!(limiter.check("k", limits).await.unwrap().is_admitted());
+    clock.set("2026-11-28T00:00:00.001Z".parse().unwrap());
+    assert!(limiter.check("k", limits).await.unwrap().is_admitted());
+    clock.set("2026-11-27T23:59:59.999Z".parse().unwrap());
+    let late = limiter.check("k", limits).await.unwrap();
+    assert!(late.is_admitted());
+    assert_eq!(late.snapshot().day.remaining, 0);
+    assert_eq!(late.snapshot().day.reset, Duration::from_secs(86_400));
+    clock.set("2026-11-28T00:00:00.100Z".parse().unwrap());
+    for _ in 0..2 {
+        let denied = denial(limiter.check("k", limits).await.unwrap());
+        assert_eq!(denied.denied_by, DeniedBy::Day);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_key_gets_its_own_hash_tag() {
+    let _ports = PORTS.read().await;
+    let Some(server) = RedisServer::start_or_skip("redis key tags") else {
+        return;
+    };
+    let clock = at("2026-11-27T12:00:00Z");
+    let limiter = with_clock(&server, &clock).await;
+    let keys = ["", "%", "a{b}", "}", "{", "{}", "%7B", "a}{b", "k"];
+    let limits = limits(1, 1000);
+    for key in keys {
+        assert!(
+            limiter.check(key, limits).await.unwrap().is_admitted(),
+            "{key:?}"
+        );
+    }
+    // Independent: each key has used exactly its own one request.
+    for key in keys {
+        let denied = denial(limiter.check(key, limits).await.unwrap());
+        assert_eq!(denied.snapshot.day.remaining, 999, "{key:?}");
+    }
+    let mut redis_keys: Vec<String> = raw(&server).await.keys("*").await.unwrap();
+    redis_keys.sort();
+    assert_eq!(redis_keys.len(), keys.len());
+    for redis_key in &redis_keys {
+        // The hash tag is everything between the first `{` and the next `}`:
+        // non-empty, and the whole escaped key.
+        let rest = redis_key.strip_prefix("lumyx:rl:{").unwrap();
+        let tag = rest.strip_suffix('}').unwrap();
+        assert!(!tag.is_empty() && !tag.contains(['{', '}']), "{redis_key}");
+    }
+    assert_eq!(limiter.redis_key("a}{b"), "lumyx:rl:{a%7D%7Bb}");
+    let prefixed = RedisLimiter::builder(server.url())
+        .key_prefix("x{y}:")
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(prefixed.redis_key("k"), "x%7By%7D:{k}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matches_the_memory_limiter_step_by_step() {
+    let _ports = PORTS.read().await;
     let Some(server) = RedisServer::start_or_skip("redis matches memory") else {
         return;
     };
@@ -137,6 +231,12 @@ async fn matches_the_memory_limiter_step_by_step() {
         let limits = limits(1 + (seed >> 8) as u32 % 12, 1 + (seed >> 20) as u32 % 40);
         if seed.is_multiple_of(4) {
             clock.advance(Duration::from_micros((seed >> 32) % 9_000_000));
+        } else if seed % 16 == 1 {
+            // A step back, up to a little over an hour: the guards of both
+            // backends must agree.
+            let back = (seed >> 32) % 4_000_000_000;
+            let now = clock.now().unix_micros() - back;
+            clock.set(Timestamp::from_unix_micros(now).to_utc());
         }
         let from_memory = memory.check(&key, limits);
         let from_redis = redis.check(&key, limits).await.unwrap();
@@ -146,6 +246,7 @@ async fn matches_the_memory_limiter_step_by_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_time_burst_admits_exactly_rpm() {
+    let _ports = PORTS.read().await;
     let Some(server) = RedisServer::start_or_skip("redis burst") else {
         return;
     };
@@ -156,6 +257,9 @@ async fn redis_time_burst_admits_exactly_rpm() {
         .unwrap();
     // 5 per minute: a token every 12 s, far longer than the burst takes.
     let limits = limits(5, 1000);
+    let mut raw = raw(&server).await;
+    let redis_day = |time: (u64, u64)| time.0 / 86_400;
+    let day_before: (u64, u64) = redis::cmd("TIME").query_async(&mut raw).await.unwrap();
     let mut admitted = 0;
     let mut last = None;
     for _ in 0..20 {
@@ -171,17 +275,27 @@ async fn redis_time_burst_admits_exactly_rpm() {
         "{:?}",
         denied.retry_after
     );
-    let today = Utc::now().format("%Y%m%d").to_string();
-    let count: i64 = raw(&server)
-        .await
-        .get(format!("lumyx:rl:{{burst}}:d:{today}"))
+    // The day's count, by Redis's clock: exact unless the burst crossed
+    // Redis's midnight, which splits it over two days.
+    let day_after: (u64, u64) = redis::cmd("TIME").query_async(&mut raw).await.unwrap();
+    let (day, count): (u64, u32) = redis::cmd("HMGET")
+        .arg("lumyx:rl:{burst}")
+        .arg("d")
+        .arg("c")
+        .query_async(&mut raw)
         .await
         .unwrap();
-    assert_eq!(count, 5);
+    if redis_day(day_before) == redis_day(day_after) {
+        assert_eq!(day, redis_day(day_after));
+        assert_eq!(count, 5);
+    } else {
+        assert!((1..=5).contains(&count), "{count}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clients_together_admit_exactly_rpm() {
+    let _ports = PORTS.read().await;
     let Some(server) = RedisServer::start_or_skip("redis two clients") else {
         return;
     };
@@ -216,7 +330,7 @@ async fn until_redis_used(server: &RedisServer, limiter: &RedisLimiter, key: &st
     let mut raw = raw(server).await;
     loop {
         let _ = limiter.check(key, limits(1000, 10_000)).await;
-        let exists: bool = raw.exists(format!("lumyx:rl:{{{key}}}:m")).await.unwrap();
+        let exists: bool = raw.exists(format!("lumyx:rl:{{{key}}}")).await.unwrap();
         if exists {
             assert!(!limiter.is_degraded());
             return;
@@ -238,6 +352,7 @@ async fn outage_limiter(server: &RedisServer, policy: OutagePolicy) -> RedisLimi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_fallback_decides_locally_then_recovers() {
+    let _ports = PORTS.write().await;
     let Some(mut server) = RedisServer::start_or_skip("redis outage fallback") else {
         return;
     };
@@ -273,6 +388,7 @@ async fn outage_fallback_decides_locally_then_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_open_admits_then_recovers() {
+    let _ports = PORTS.write().await;
     let Some(mut server) = RedisServer::start_or_skip("redis outage open") else {
         return;
     };
@@ -300,6 +416,7 @@ async fn outage_open_admits_then_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_closed_is_an_error_then_recovers() {
+    let _ports = PORTS.write().await;
     let Some(mut server) = RedisServer::start_or_skip("redis outage closed") else {
         return;
     };
@@ -325,6 +442,7 @@ async fn outage_closed_is_an_error_then_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_never_answers_times_out() {
+    let _ports = PORTS.read().await;
     // A listener that accepts and never replies: the timeout must apply.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("redis://{}/", listener.local_addr().unwrap());
@@ -351,4 +469,141 @@ async fn a_bad_url_is_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidUrl { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_one_request_probes_a_redis_that_is_down() {
+    let _ports = PORTS.read().await;
+    // A listener that accepts and never replies: every probe waits out the
+    // timeout, so a request that probes is easy to tell from one that does not.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}/", listener.local_addr().unwrap());
+    let timeout = Duration::from_millis(400);
+    let limiter = Arc::new(
+        RedisLimiter::builder(url)
+            .outage_policy(OutagePolicy::Closed)
+            .timeout(timeout)
+            .probe_interval(Duration::from_millis(50))
+            .connect()
+            .await
+            .unwrap(),
+    );
+    assert!(limiter.check("k", Limits::default()).await.is_err());
+    assert!(limiter.is_degraded());
+    for round in 0..3 {
+        // Past the probe interval: the next requests may probe.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let limiter = Arc::clone(&limiter);
+            tasks.push(tokio::spawn(async move {
+                let started = Instant::now();
+                let result = limiter.check("k", Limits::default()).await;
+                assert!(
+                    matches!(result, Err(Error::Unavailable { .. })),
+                    "{result:?}"
+                );
+                started.elapsed()
+            }));
+        }
+        let mut waited = 0;
+        for task in tasks {
+            waited += u32::from(task.await.unwrap() >= timeout / 2);
+        }
+        assert_eq!(waited, 1, "round {round}: requests that waited for Redis");
+    }
+    drop(listener);
+}
+
+/// A TCP proxy to Redis that, once armed, closes the client's connection just
+/// before passing on its next `EVALSHA`: Redis runs the script, and the reply
+/// is lost.
+fn reply_losing_proxy(upstream: u16) -> (String, Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}/", listener.local_addr().unwrap());
+    let armed = Arc::new(AtomicBool::new(false));
+    let arm = Arc::clone(&armed);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                return;
+            };
+            let (mut server_read, mut client_write) =
+                (server.try_clone().unwrap(), client.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut server_read, &mut client_write);
+                let _ = client_write.shutdown(Shutdown::Both);
+            });
+            let armed = Arc::clone(&arm);
+            std::thread::spawn(move || {
+                let mut buf = vec![0; 64 * 1024];
+                loop {
+                    let n = match client.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let chunk = &buf[..n];
+                    if chunk.windows(7).any(|w| w.eq_ignore_ascii_case(b"EVALSHA"))
+                        && armed.swap(false, Ordering::SeqCst)
+                    {
+                        let _ = client.shutdown(Shutdown::Both);
+                        let _ = server.write_all(chunk);
+                        break;
+                    }
+                    if server.write_all(chunk).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (url, armed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_reply_is_not_sent_again() {
+    let _ports = PORTS.read().await;
+    let Some(server) = RedisServer::start_or_skip("redis lost reply") else {
+        return;
+    };
+    let (url, armed) = reply_losing_proxy(server.port());
+    let limiter = RedisLimiter::builder(url)
+        .outage_policy(OutagePolicy::Closed)
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap();
+    let limits = limits(10, 1000);
+    // Connects and loads the script.
+    assert!(
+        limiter
+            .check("warm-up", limits)
+            .await
+            .unwrap()
+            .is_admitted()
+    );
+
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Redis counts the request but the reply is lost: the limiter cannot
+    // tell, so it must not send the request again.
+    let lost = limiter.check("k", limits).await;
+    assert!(matches!(lost, Err(Error::Unavailable { .. })), "{lost:?}");
+    let mut raw = raw(&server).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let count: u32 = loop {
+        let count: Option<u32> = raw.hget("lumyx:rl:{k}", "c").await.unwrap();
+        if let Some(count) = count {
+            break count;
+        }
+        assert!(Instant::now() < deadline, "the script never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again: u32 = raw.hget("lumyx:rl:{k}", "c").await.unwrap();
+    assert_eq!((count, again), (1, 1), "one request, counted once");
 }
