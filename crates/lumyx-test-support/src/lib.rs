@@ -17,10 +17,12 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeSet;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -56,7 +58,7 @@ impl RedisServer {
             );
             return None;
         }
-        let port = free_loopback_port().expect("no free loopback port for redis-server");
+        let port = reserve_free_loopback_port().expect("no free loopback port for redis-server");
         let mut server = RedisServer { port, child: None };
         server
             .restart()
@@ -80,7 +82,8 @@ impl RedisServer {
     }
 
     /// Kills the server, as an outage would; [`RedisServer::restart`] brings it
-    /// back on the same port with an empty data set.
+    /// back on the same port with an empty data set. The port stays reserved
+    /// for it: no other server of this process is started on it meanwhile.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -146,6 +149,7 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        release_port(self.port);
     }
 }
 
@@ -169,7 +173,28 @@ fn redis_server_installed() -> bool {
         .is_ok_and(|status| status.success())
 }
 
-fn free_loopback_port() -> io::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
+/// Ports held by the live [`RedisServer`]s of this process. A stopped server
+/// keeps its port for its restart, so a test starting meanwhile must not be
+/// handed the same port by the operating system.
+static PORTS_IN_USE: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+fn ports_in_use() -> MutexGuard<'static, BTreeSet<u16>> {
+    PORTS_IN_USE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A free loopback port that no other server of this process holds, reserved
+/// until [`release_port`].
+fn reserve_free_loopback_port() -> io::Result<u16> {
+    for _ in 0..100 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = listener.local_addr()?.port();
+        if ports_in_use().insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::other("no free loopback port after 100 tries"))
+}
+
+fn release_port(port: u16) {
+    ports_in_use().remove(&port);
 }
