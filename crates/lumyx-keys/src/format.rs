@@ -37,6 +37,33 @@ const fn hex_value_table() -> [u8; 256] {
     table
 }
 
+/// Whether every byte of `digits` (at least 8 of them) is `0-9` or `a-f`.
+///
+/// Eight bytes at a time: for ASCII bytes, adding `0x80 - lo` to each byte
+/// sets its top bit exactly when the byte is at least `lo`, and no byte
+/// carries into the next, so two range checks per lane take a few word
+/// operations. A word with a non-ASCII byte is refused by its top bits
+/// before the sums (which may then carry) are looked at. The last word overlaps the one before when the length is not
+/// a multiple of 8. This is the hot path of every rejected or accepted key.
+#[inline]
+fn all_lowercase_hex(digits: &[u8]) -> bool {
+    const LANES: u64 = 0x0101_0101_0101_0101;
+    const TOP_BITS: u64 = 0x80 * LANES;
+    let word_is_hex = |word: u64| {
+        let at_least = |lo: u64| word.wrapping_add((0x80 - lo) * LANES);
+        let digit = at_least(b'0' as u64) & !at_least(b'9' as u64 + 1);
+        let letter = at_least(b'a' as u64) & !at_least(b'f' as u64 + 1);
+        word & TOP_BITS == 0 && (digit | letter) & TOP_BITS == TOP_BITS
+    };
+    let word_at =
+        |start: usize| u64::from_le_bytes(digits[start..start + 8].try_into().expect("8 bytes"));
+    let last = digits.len() - 8;
+    (0..last)
+        .step_by(8)
+        .all(|start| word_is_hex(word_at(start)))
+        && word_is_hex(word_at(last))
+}
+
 /// A key prefix such as `nova_`: 2 to 16 bytes of `[a-z][a-z0-9]*_`.
 ///
 /// It is stored inline, so formats, errors and hints that carry a prefix are
@@ -255,13 +282,8 @@ impl KeyFormat {
             });
         }
 
-        // Check every digit with one OR so that the common case has no
-        // branch per byte; look for the position only when one is bad.
         let digits = &bytes[prefix_len..];
-        let invalid = digits
-            .iter()
-            .fold(0u8, |seen, &b| seen | HEX_VALUE[b as usize]);
-        if invalid == NOT_HEX {
+        if !all_lowercase_hex(digits) {
             let offset = digits
                 .iter()
                 .position(|&b| HEX_VALUE[b as usize] == NOT_HEX)

@@ -208,6 +208,18 @@ fn parse_checks_characters_third_with_the_position() {
 }
 
 #[test]
+fn a_non_ascii_character_is_a_character_error_at_its_offset() {
+    // "é" takes two bytes, so the text keeps its 64-byte length.
+    for position in 5..63 {
+        let mut text = KAT_KEY.as_bytes()[..position].to_vec();
+        text.extend_from_slice("é".as_bytes());
+        text.extend_from_slice(&KAT_KEY.as_bytes()[position + 2..]);
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(ApiKeyRef::parse(&text), Err(Error::Character { position }));
+    }
+}
+
+#[test]
 fn parse_checks_the_checksum_last() {
     let wrong = KAT_KEY.replace("ece76dce", "ece76dcf");
     assert_eq!(ApiKeyRef::parse(&wrong), Err(Error::Checksum));
