@@ -71,12 +71,14 @@ pub trait Clock: Send + Sync + Debug {
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
+    #[inline]
     fn now(&self) -> Timestamp {
         (**self).now()
     }
 }
 
 impl<C: Clock + ?Sized> Clock for &C {
+    #[inline]
     fn now(&self) -> Timestamp {
         (**self).now()
     }
@@ -125,6 +127,7 @@ impl Anchor {
     }
 
     /// The time at counter time `counter`, re-reading the OS clock if due.
+    #[inline]
     fn now(&self, counter: u64, os: impl Fn() -> u64, read_counter: impl Fn() -> u64) -> u64 {
         let next = self.next_sync.load(Ordering::Relaxed);
         if counter >= next
@@ -146,6 +149,7 @@ impl Anchor {
     /// Sets the offset from an OS clock read and the counter read just
     /// after it. A read with a gap (the thread was preempted between the
     /// reads) is retried, so the offset is not skewed by the gap.
+    #[cold]
     fn sync(&self, os: impl Fn() -> u64, read_counter: impl Fn() -> u64) {
         let mut offset = 0;
         for _ in 0..3 {
@@ -175,6 +179,7 @@ fn system() -> &'static (quanta::Clock, Anchor) {
     })
 }
 
+#[inline]
 fn counter_micros(counter: &quanta::Clock) -> u64 {
     counter.delta_as_nanos(0, counter.raw()) / 1000
 }
@@ -184,6 +189,7 @@ fn os_micros() -> u64 {
 }
 
 impl Clock for SystemClock {
+    #[inline]
     fn now(&self) -> Timestamp {
         let (counter, anchor) = system();
         let now = counter_micros(counter);
@@ -223,6 +229,7 @@ impl ManualClock {
     }
 
     /// Moves the clock forward by `by`.
+    #[inline]
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
         let _ = self
@@ -240,6 +247,7 @@ impl ManualClock {
 }
 
 impl Clock for ManualClock {
+    #[inline]
     fn now(&self) -> Timestamp {
         Timestamp(self.micros.load(Ordering::Acquire))
     }

@@ -34,6 +34,11 @@ pub struct Limits {
     /// than divided out on every decision.
     #[serde(skip)]
     interval_micros: u32,
+    /// `2^52 / interval_micros + 1`: a multiplier that divides by the interval
+    /// exactly for any dividend below 2^26 (see [`Limits::per_interval`]), so
+    /// a decision needs no division instruction.
+    #[serde(skip)]
+    interval_reciprocal: u64,
 }
 
 impl fmt::Debug for Limits {
@@ -74,28 +79,48 @@ impl Limits {
     }
 
     const fn new_unchecked(rate_limit_per_minute: u32, daily_limit: u32) -> Self {
+        let interval_micros = 60_000_000 / rate_limit_per_minute;
         Self {
             rate_limit_per_minute,
             daily_limit,
-            interval_micros: 60_000_000 / rate_limit_per_minute,
+            interval_micros,
+            interval_reciprocal: (1 << RECIPROCAL_SHIFT) / interval_micros as u64 + 1,
         }
     }
 
     /// The emission interval of the minute bucket in microseconds.
+    #[inline]
     pub(crate) const fn interval_micros(self) -> u32 {
         self.interval_micros
     }
 
+    /// `micros / interval_micros`, rounded down, for `micros < 2^26` (above
+    /// a minute): with `m = 2^52 / d + 1 = (2^52 + e) / d`, `0 < e <= d`, the
+    /// product `micros * m / 2^52` exceeds `micros / d` by less than
+    /// `micros * d / 2^52 / d < 1 / d`, too little to reach the next integer.
+    #[inline]
+    pub(crate) const fn per_interval(self, micros: u32) -> u32 {
+        ((micros as u64 * self.interval_reciprocal) >> RECIPROCAL_SHIFT) as u32
+    }
+
     /// Requests per minute: the capacity of the token bucket.
+    #[inline]
     pub const fn rate_limit_per_minute(self) -> u32 {
         self.rate_limit_per_minute
     }
 
     /// Requests per UTC calendar day.
+    #[inline]
     pub const fn daily_limit(self) -> u32 {
         self.daily_limit
     }
 }
+
+/// The shift of [`Limits::per_interval`]: the dividend and the interval
+/// are both below 2^26, so their product is below 2^52, which makes the
+/// quotient exact; the product of the dividend and the multiplier (below
+/// 2^36) is below 2^62.
+const RECIPROCAL_SHIFT: u32 = 52;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -176,6 +201,21 @@ mod tests {
                 value: 0
             }
         );
+    }
+
+    #[test]
+    fn per_interval_divides_exactly() {
+        for rpm in Limits::RATE_LIMIT_PER_MINUTE_RANGE {
+            let limits = Limits::new(rpm, 1).unwrap();
+            let d = limits.interval_micros();
+            for k in 0..=rpm + 1 {
+                for micros in [(k * d).saturating_sub(1), k * d, k * d + 1, k * d + d / 2] {
+                    assert_eq!(limits.per_interval(micros), micros / d, "{micros} / {d}");
+                }
+            }
+            let top = (1 << 26) - 1;
+            assert_eq!(limits.per_interval(top), top / d);
+        }
     }
 
     #[test]

@@ -66,6 +66,11 @@ struct Shard<K, S> {
     inner: RwLock<ShardMap<K, S>>,
 }
 
+/// On cache lines of its own, apart from the lock word: the lock word is
+/// written by every decision, the map's header only by inserts, so readers on
+/// two cores keep their copies of the header instead of missing on it inside
+/// the lock. 128 bytes, not 64: x86 prefetches lines in aligned pairs.
+#[repr(align(128))]
 struct ShardMap<K, S> {
     /// Keyed by `K` with the limiter's own hasher: the slot is just the key
     /// and 8 bytes of state (16 bytes for a `u64` key).

@@ -60,12 +60,13 @@ pub(crate) fn verdict(limits: Limits, debt: u64, count: u32) -> Option<DeniedBy>
 /// The snapshot of a key whose debt and count (after the decision) are given.
 #[inline]
 pub(crate) fn snapshot(limits: Limits, now: u64, debt: u64, count: u32) -> Snapshot {
-    // Both fit in u32 (the room is at most a minute in µs): a 32-bit division.
+    // The room is at most a minute in µs: it fits in u32, and below 2^26 as
+    // `per_interval` requires.
     let room = capacity(limits).saturating_sub(debt) as u32;
     Snapshot {
         minute: PolicySnapshot {
             limit: limits.rate_limit_per_minute(),
-            remaining: room / limits.interval_micros(),
+            remaining: limits.per_interval(room),
             reset: Duration::from_micros(debt),
         },
         day: PolicySnapshot {
@@ -144,14 +145,17 @@ impl KeyState {
     ///   most one full bucket and the minute reset never exceeds a minute.
     ///
     /// A count from a past day is zero.
+    #[inline]
     fn observe(&self, limits: Limits, now: u64) -> (u64, u64, u32) {
+        let today = day_of(now);
         let now = now.max(u64::from(self.day).saturating_mul(MICROS_PER_DAY));
         let debt = self.tat.saturating_sub(now).min(capacity(limits));
-        let count = if self.day < day_of(now) {
-            0
-        } else {
-            self.count
-        };
+        // The stored day is past iff it is before the day of the effective
+        // time `now`, which is today unless the stored day is later (then
+        // it is the stored day, or less if its start saturates): the same as
+        // comparing with today, with no second day computation. (The Redis
+        // script compares with the day of the effective time: same result.)
+        let count = if self.day < today { 0 } else { self.count };
         (now, debt, count)
     }
 
@@ -242,6 +246,7 @@ const _: () = assert!(MICROS_PER_DAY + 60_000_000 <= OFFSET_MASK);
 const _: () = assert!(*Limits::DAILY_LIMIT_RANGE.end() as u64 <= COUNT_MASK);
 
 impl PackedState {
+    #[inline]
     fn pack(state: KeyState) -> Self {
         let day_start = u64::from(state.day).saturating_mul(MICROS_PER_DAY);
         let offset = state.tat.saturating_sub(day_start).min(OFFSET_MASK);
@@ -250,6 +255,7 @@ impl PackedState {
         Self(day << (OFFSET_BITS + COUNT_BITS) | count << OFFSET_BITS | offset)
     }
 
+    #[inline]
     fn unpack(self, now: u64) -> KeyState {
         if self.0 == 0 {
             return KeyState::default();
@@ -303,6 +309,7 @@ impl PackedState {
     }
 
     /// The stored form of a shared cell.
+    #[inline]
     pub(crate) fn load(cell: &AtomicU64) -> Self {
         Self(cell.load(Ordering::Acquire))
     }
@@ -416,6 +423,35 @@ mod tests {
         assert_eq!(packed.unpack(u64::MAX).count, 1);
         assert!(!state.decide(limits, u64::MAX).is_admitted());
         assert!(!PackedState::pack(state).is_idle(u64::MAX));
+    }
+
+    #[test]
+    fn a_past_day_is_judged_against_the_effective_time() {
+        let limits = Limits::default();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..100_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let day = (seed % 30) as u32 + 19_990;
+            let state = KeyState {
+                tat: u64::from(day) * MICROS_PER_DAY + (seed >> 20) % MICROS_PER_DAY,
+                day,
+                count: 5,
+            };
+            let now = 20_000 * MICROS_PER_DAY + (seed >> 3) % (20 * MICROS_PER_DAY);
+            let (effective, _, count) = state.observe(limits, now);
+            let past = state.day < day_of(effective);
+            assert_eq!(count, if past { 0 } else { 5 }, "{state:?} at {now}");
+        }
+        for now in [u64::MAX, u64::MAX - MICROS_PER_DAY] {
+            let state = KeyState {
+                tat: 0,
+                day: u32::MAX,
+                count: 5,
+            };
+            assert_eq!(state.observe(limits, now).2, 5);
+        }
     }
 
     #[test]
