@@ -10,6 +10,9 @@
 //! - `reject_bad_checksum`: a well-formed key that was never issued (the
 //!   anchor has no checksum, so it must hash and compare to refuse it);
 //! - `parse_valid`: parse a valid key;
+//! - `check_valid`: the anchor's whole check of a valid key (parse, hash,
+//!   constant-time comparison with the stored hash) beside ours (parse,
+//!   digest, constant-time comparison with the stored digest);
 //! - `digest`: hash a parsed key for storage or lookup;
 //! - `verify_hit_1m`: parse, hash and find a valid key in a store of
 //!   1,000,000 keys (the anchor: parse, look the short token up in a map of
@@ -82,6 +85,22 @@ fn single_key_steps(c: &mut Criterion) {
     });
     group.bench_function("prefixed-api-key", |b| {
         b.iter(|| PrefixedApiKey::from_string(black_box(&pak_text)).unwrap())
+    });
+    group.finish();
+
+    // The anchor's whole check of a valid key, parse + hash + constant-time
+    // comparison with the stored hash, against ours: parse + digest +
+    // constant-time comparison with the stored digest.
+    let stored_digest = key.digest();
+    let mut group = c.benchmark_group("check_valid");
+    group.bench_function("lumyx", |b| {
+        b.iter(|| ApiKeyRef::parse(black_box(&text)).unwrap().digest() == stored_digest)
+    });
+    group.bench_function("prefixed-api-key", |b| {
+        b.iter(|| {
+            let presented = PrefixedApiKey::from_string(black_box(&pak_text)).unwrap();
+            pak.check_hash(&presented, &pak_hash)
+        })
     });
     group.finish();
 
