@@ -14,10 +14,10 @@ use lumyx_test_support::RedisServer;
 use redis::AsyncCommands;
 
 /// A test that stops its server frees the server's port until it restarts
-/// it, and `RedisServer` picks a port by binding port 0 and releasing it, so
-/// a test starting meanwhile could be given that port and end up sharing (or
-/// losing) a server. Tests that stop a server therefore run alone; the
-/// others, which only start servers or bind ports, run together.
+/// it. `RedisServer` keeps such a port from other servers, but the listeners
+/// some tests bind themselves (port 0) could still be given it. Tests that
+/// stop a server therefore run alone; the others, which only start servers or
+/// bind ports, run together.
 static PORTS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 fn limits(rpm: u32, daily: u32) -> Limits {
