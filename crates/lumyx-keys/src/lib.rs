@@ -10,6 +10,7 @@ mod id;
 mod key;
 mod memory;
 mod record;
+mod redact;
 #[cfg(feature = "redis")]
 mod redis;
 mod scan;
@@ -28,6 +29,7 @@ pub use key::{ApiKey, ApiKeyRef};
 pub use lumyx_ratelimit::Limits;
 pub use memory::MemoryKeyStore;
 pub use record::{KeyRecord, KeyStatus, Scope, Scopes};
+pub use redact::{REDACT_MIN_RUN, redact};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisKeyStore;

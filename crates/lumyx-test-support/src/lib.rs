@@ -1,9 +1,10 @@
 //! Test-only helpers for the Lumyx workspace.
 //!
 //! [`RedisServer`] starts a real `redis-server` on a free loopback port for one
-//! test and stops it when dropped. DEVELOPERS.md asks that Redis tests skip
-//! with a printed note when the binary is missing, unless `LUMYX_REQUIRE_REDIS`
-//! is set (as `.ci/run` does), in which case they fail.
+//! test and stops it when dropped. Redis tests skip with a printed note when
+//! the binary is missing, so that `cargo test` works on a machine without
+//! Redis, unless `LUMYX_REQUIRE_REDIS` is set (as `.ci/run` does), in which
+//! case they fail: CI must not pass by skipping.
 //!
 //! ```no_run
 //! use lumyx_test_support::RedisServer;
@@ -37,6 +38,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -48,6 +50,15 @@ impl RedisServer {
     /// When the binary is missing and Redis is required, or when it is present
     /// but does not start: a broken setup must fail the test, not skip it.
     pub fn start_or_skip(test_name: &str) -> Option<RedisServer> {
+        RedisServer::start_with_args_or_skip(test_name, &[])
+    }
+
+    /// As [`RedisServer::start_or_skip`], with more command-line arguments
+    /// for `redis-server` (e.g. `["--maxmemory", "1mb"]`).
+    ///
+    /// # Panics
+    /// As [`RedisServer::start_or_skip`].
+    pub fn start_with_args_or_skip(test_name: &str, extra_args: &[&str]) -> Option<RedisServer> {
         if !redis_server_installed() {
             if redis_required() {
                 panic!("{test_name}: redis-server is not installed but {REQUIRE_REDIS_VAR} is set");
@@ -59,11 +70,52 @@ impl RedisServer {
             return None;
         }
         let port = reserve_free_loopback_port().expect("no free loopback port for redis-server");
-        let mut server = RedisServer { port, child: None };
+        let mut server = RedisServer {
+            port,
+            extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+            child: None,
+        };
         server
             .restart()
             .unwrap_or_else(|err| panic!("{test_name}: redis-server did not start: {err}"));
         Some(server)
+    }
+
+    /// A read-only replica of this server, on a port of its own, that has
+    /// finished its first sync: what a client meets on a node demoted by a
+    /// failover (`READONLY` on writes).
+    ///
+    /// # Panics
+    /// When the replica does not start or does not sync within 10 seconds.
+    pub fn start_replica(&self, test_name: &str) -> RedisServer {
+        let port = self.port.to_string();
+        let replica =
+            RedisServer::start_with_args_or_skip(test_name, &["--replicaof", "127.0.0.1", &port])
+                .expect("redis-server is installed: this server runs");
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while replica.info_field("master_link_status").as_deref() != Some("up") {
+            assert!(
+                Instant::now() < deadline,
+                "{test_name}: the replica did not sync"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        replica
+    }
+
+    /// One field of `INFO`, read over a plain TCP connection.
+    fn info_field(&self, field: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        stream.write_all(b"INFO replication\r\n").ok()?;
+        let mut reply = vec![0; 64 * 1024];
+        let read = stream.read(&mut reply).ok()?;
+        let reply = String::from_utf8_lossy(&reply[..read]).into_owned();
+        reply.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            (name == field).then(|| value.trim().to_owned())
+        })
     }
 
     /// The port the server listens on.
@@ -108,6 +160,7 @@ impl RedisServer {
                 "--protected-mode",
                 "yes",
             ])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod connection;
+mod failure;
+mod url;
+
+pub use connection::{RedisConnector, retry_if_refused};
+pub use failure::{FailureClass, RedisFailure, classify};
+pub use url::{RedisUrl, UrlError};
