@@ -320,7 +320,7 @@ fn redis(c: &mut Criterion) {
         .build()
         .unwrap();
     let limiter = runtime.block_on(async {
-        RedisLimiter::builder(server.url())
+        RedisLimiter::builder(server.url().parse().expect("a Redis URL"))
             .outage_policy(OutagePolicy::Closed)
             .timeout(Duration::from_secs(5))
             .connect()

@@ -7,9 +7,14 @@ pub struct PolicySnapshot {
     pub limit: u32,
     /// How many more requests this policy would admit right now.
     pub remaining: u32,
-    /// Minute: the time until the bucket is full again. Day: the time until
-    /// the next 00:00:00 UTC.
+    /// Minute: the time until the bucket is full again (OpenAI's meaning of
+    /// `x-ratelimit-reset-requests`). Day: the time until the next 00:00:00
+    /// UTC.
     pub reset: Duration,
+    /// The time until more quota is made available (the `t` of the IETF
+    /// `ratelimit` header). Minute: until the next request regenerates, zero
+    /// when the bucket is full. Day: until the next 00:00:00 UTC.
+    pub next_quota_in: Duration,
 }
 
 /// Both policies of a key, after a decision (or at a [`peek`](crate::MemoryLimiter::peek)).
@@ -33,8 +38,9 @@ pub enum DeniedBy {
 }
 
 impl DeniedBy {
-    /// Whether the day limit took part in the denial (SPEC §4 then answers
-    /// `daily_limit_exceeded` rather than `rate_limit_exceeded`).
+    /// Whether the day limit took part in the denial: the refusal that lasts
+    /// longer, so an API answers `daily_limit_exceeded` rather than
+    /// `rate_limit_exceeded`, and tells clients not to retry before midnight.
     pub const fn includes_day(self) -> bool {
         matches!(self, Self::Day | Self::Both)
     }

@@ -1,11 +1,20 @@
-use std::fmt;
+//! The rate-limit headers of every response to a request with a valid key:
+//! OpenAI's `x-ratelimit-*` pair of policies, the IETF draft's `ratelimit`
+//! and `ratelimit-policy`, and on a refusal `retry-after`, `retry-after-ms`
+//! and `x-should-retry`. Written straight into an `http::HeaderMap`; the
+//! values are formatted on the stack, with no intermediate `String`.
+
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use crate::{Decision, Snapshot};
+use http::header::RETRY_AFTER;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::{Decision, DeniedBy, Snapshot};
 
 /// A duration written the way Go's `time.Duration` prints it, as OpenAI's
-/// `x-ratelimit-reset-*` headers do (SPEC §3): under a second in whole
-/// milliseconds (`850ms`), otherwise whole seconds rounded up (`1s`, `6m0s`,
+/// `x-ratelimit-reset-*` headers do: under a second in whole milliseconds
+/// (`850ms`), otherwise whole seconds rounded up (`1s`, `6m0s`,
 /// `11h23m20s`). Zero is `0s`; any non-zero time under a millisecond is `1ms`.
 ///
 /// ```
@@ -43,7 +52,7 @@ impl fmt::Display for GoDuration {
 }
 
 /// Whole seconds, rounded up.
-fn ceil_secs(d: Duration) -> u64 {
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
@@ -52,81 +61,285 @@ fn ceil_millis(d: Duration) -> u128 {
     d.as_nanos().div_ceil(1_000_000)
 }
 
+/// The rate-limit headers of one response, as a value: build it with
+/// [`Snapshot::headers`] or [`Decision::headers`], then
+/// [`write_to`](RateLimitHeaders::write_to) a response's `HeaderMap`.
+///
+/// For every request whose key is valid:
+///
+/// | header | value |
+/// |---|---|
+/// | `x-ratelimit-limit-requests` | requests per minute |
+/// | `x-ratelimit-remaining-requests` | requests left in the minute bucket |
+/// | `x-ratelimit-reset-requests` | time until the bucket is full again, as a [`GoDuration`] |
+/// | `x-ratelimit-limit-requests-day` | requests per UTC day |
+/// | `x-ratelimit-remaining-requests-day` | requests left today |
+/// | `x-ratelimit-reset-requests-day` | time until 00:00:00 UTC, as a [`GoDuration`] |
+/// | `ratelimit-policy` | `"minute";q=60;w=60, "day";q=1000;w=86400` |
+/// | `ratelimit` | `"minute";r=59;t=1, "day";r=998;t=41000`: remaining and seconds until more quota (rounded up) |
+///
+/// The last two follow the IETF draft `draft-ietf-httpapi-ratelimit-headers-10`
+/// (structured field lists): there `t` is the time until *more* quota is
+/// made available (the next request of the minute bucket, zero when it is
+/// full; the next midnight for the day), while OpenAI's
+/// `x-ratelimit-reset-requests` is the time until the bucket is *full*.
+///
+/// A refusal (a 429) adds `retry-after` (whole seconds, rounded up, at least
+/// 1, never earlier than the refusing policy's `t`) and `retry-after-ms`
+/// (whole milliseconds, rounded up, at least 1); a refusal by the day limit
+/// also `x-should-retry: false`, so clients that retry 429s on their own (as
+/// OpenAI's official ones do) do not retry until midnight.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::HeaderMap;
+/// use lumyx_ratelimit::{PolicySnapshot, RateLimitHeaders, Snapshot};
+///
+/// let snapshot = Snapshot {
+///     minute: PolicySnapshot {
+///         limit: 60,
+///         remaining: 50,
+///         reset: Duration::from_secs(10),
+///         next_quota_in: Duration::from_secs(1),
+///     },
+///     day: PolicySnapshot {
+///         limit: 1000,
+///         remaining: 990,
+///         reset: Duration::from_secs(41_000),
+///         next_quota_in: Duration::from_secs(41_000),
+///     },
+/// };
+/// let mut headers = HeaderMap::new();
+/// snapshot.headers().write_to(&mut headers);
+/// assert_eq!(headers[RateLimitHeaders::RESET_REQUESTS], "10s");
+/// assert_eq!(headers[RateLimitHeaders::RATELIMIT], r#""minute";r=50;t=1, "day";r=990;t=41000"#);
+/// assert_eq!(headers.len(), 8);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateLimitHeaders {
+    snapshot: Snapshot,
+    refusal: Option<Refusal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Refusal {
+    denied_by: DeniedBy,
+    retry_after: Duration,
+}
+
+impl RateLimitHeaders {
+    /// `x-ratelimit-limit-requests`.
+    pub const LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+    /// `x-ratelimit-remaining-requests`.
+    pub const REMAINING_REQUESTS: HeaderName =
+        HeaderName::from_static("x-ratelimit-remaining-requests");
+    /// `x-ratelimit-reset-requests`.
+    pub const RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
+    /// `x-ratelimit-limit-requests-day`.
+    pub const LIMIT_REQUESTS_DAY: HeaderName =
+        HeaderName::from_static("x-ratelimit-limit-requests-day");
+    /// `x-ratelimit-remaining-requests-day`.
+    pub const REMAINING_REQUESTS_DAY: HeaderName =
+        HeaderName::from_static("x-ratelimit-remaining-requests-day");
+    /// `x-ratelimit-reset-requests-day`.
+    pub const RESET_REQUESTS_DAY: HeaderName =
+        HeaderName::from_static("x-ratelimit-reset-requests-day");
+    /// `ratelimit-policy`.
+    pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+    /// `ratelimit`.
+    pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+    /// `retry-after` (on a refusal).
+    pub const RETRY_AFTER: HeaderName = RETRY_AFTER;
+    /// `retry-after-ms` (on a refusal).
+    pub const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
+    /// `x-should-retry` (on a refusal by the day limit).
+    pub const SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
+
+    /// The headers of a response that consumed nothing or was admitted.
+    pub fn of_snapshot(snapshot: Snapshot) -> RateLimitHeaders {
+        RateLimitHeaders {
+            snapshot,
+            refusal: None,
+        }
+    }
+
+    /// The headers of a decision: a refusal adds the retry headers.
+    pub fn of_decision(decision: &Decision) -> RateLimitHeaders {
+        RateLimitHeaders {
+            snapshot: *decision.snapshot(),
+            refusal: decision.denial().map(|denial| Refusal {
+                denied_by: denial.denied_by,
+                retry_after: denial.retry_after,
+            }),
+        }
+    }
+
+    /// The snapshot the headers describe.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// The value of `retry-after` in seconds, on a refusal: the wait rounded
+    /// up, at least 1.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.refusal
+            .map(|refusal| ceil_secs(refusal.retry_after).max(1))
+    }
+
+    /// The value of `retry-after-ms`, on a refusal: the wait in whole
+    /// milliseconds rounded up, at least 1.
+    pub fn retry_after_millis(&self) -> Option<u128> {
+        self.refusal
+            .map(|refusal| ceil_millis(refusal.retry_after).max(1))
+    }
+
+    /// Whether a client should retry on its own: `Some(false)` on a refusal
+    /// by the day limit (sent as `x-should-retry: false`).
+    pub fn should_retry(&self) -> Option<bool> {
+        self.refusal
+            .filter(|refusal| refusal.denied_by.includes_day())
+            .map(|_| false)
+    }
+
+    /// How many headers [`write_to`](RateLimitHeaders::write_to) writes: 8,
+    /// 10 on a refusal by the minute limit, 11 on one by the day limit.
+    pub fn len(&self) -> usize {
+        let mut count = 0;
+        self.for_each(|_, _| count += 1);
+        count
+    }
+
+    /// Always `false`: there are at least the eight policy headers.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Inserts every header into `headers`, replacing values of the same
+    /// names.
+    pub fn write_to(&self, headers: &mut HeaderMap) {
+        headers.reserve(11);
+        self.for_each(|name, value| {
+            headers.insert(name, value);
+        });
+    }
+
+    /// The headers as a new map.
+    pub fn to_header_map(&self) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(11);
+        self.write_to(&mut headers);
+        headers
+    }
+
+    /// Calls `f` with every header, in the order of the table above.
+    fn for_each(&self, mut f: impl FnMut(HeaderName, HeaderValue)) {
+        let (minute, day) = (&self.snapshot.minute, &self.snapshot.day);
+        f(Self::LIMIT_REQUESTS, HeaderValue::from(minute.limit));
+        f(
+            Self::REMAINING_REQUESTS,
+            HeaderValue::from(minute.remaining),
+        );
+        f(
+            Self::RESET_REQUESTS,
+            value(format_args!("{}", GoDuration(minute.reset))),
+        );
+        f(Self::LIMIT_REQUESTS_DAY, HeaderValue::from(day.limit));
+        f(
+            Self::REMAINING_REQUESTS_DAY,
+            HeaderValue::from(day.remaining),
+        );
+        f(
+            Self::RESET_REQUESTS_DAY,
+            value(format_args!("{}", GoDuration(day.reset))),
+        );
+        f(
+            Self::RATELIMIT_POLICY,
+            value(format_args!(
+                "\"minute\";q={};w=60, \"day\";q={};w=86400",
+                minute.limit, day.limit
+            )),
+        );
+        f(
+            Self::RATELIMIT,
+            value(format_args!(
+                "\"minute\";r={};t={}, \"day\";r={};t={}",
+                minute.remaining,
+                ceil_secs(minute.next_quota_in),
+                day.remaining,
+                ceil_secs(day.next_quota_in)
+            )),
+        );
+        if let (Some(secs), Some(millis)) = (self.retry_after_secs(), self.retry_after_millis()) {
+            f(Self::RETRY_AFTER, HeaderValue::from(secs));
+            f(Self::RETRY_AFTER_MS, value(format_args!("{millis}")));
+        }
+        if self.should_retry() == Some(false) {
+            f(Self::SHOULD_RETRY, HeaderValue::from_static("false"));
+        }
+    }
+}
+
+impl fmt::Display for RateLimitHeaders {
+    /// One `name: value` line per header, each ending in `\n`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut result = Ok(());
+        self.for_each(|name, value| {
+            if result.is_ok() {
+                // Every value is ASCII: it was formatted here.
+                let value = value.to_str().unwrap_or_default();
+                result = writeln!(f, "{name}: {value}");
+            }
+        });
+        result
+    }
+}
+
+/// The longest value formatted here (`ratelimit` at the largest limits is 46
+/// bytes).
+const MAX_VALUE_LEN: usize = 64;
+
+/// A header value formatted into a buffer on the stack.
+fn value(args: fmt::Arguments<'_>) -> HeaderValue {
+    let mut buffer = StackBuffer {
+        bytes: [0; MAX_VALUE_LEN],
+        len: 0,
+    };
+    // The values formatted here are short ASCII: neither can fail.
+    buffer
+        .write_fmt(args)
+        .expect("a rate-limit header value fits in 64 bytes");
+    HeaderValue::from_bytes(&buffer.bytes[..buffer.len])
+        .expect("a rate-limit header value is visible ASCII")
+}
+
+struct StackBuffer {
+    bytes: [u8; MAX_VALUE_LEN],
+    len: usize,
+}
+
+impl fmt::Write for StackBuffer {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 impl Snapshot {
-    /// The rate-limit headers of SPEC §3 for this snapshot, in order, as
-    /// lower-case name and value pairs (no web framework needed).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use lumyx_ratelimit::{PolicySnapshot, Snapshot};
-    ///
-    /// let snapshot = Snapshot {
-    ///     minute: PolicySnapshot { limit: 60, remaining: 59, reset: Duration::from_secs(1) },
-    ///     day: PolicySnapshot { limit: 1000, remaining: 998, reset: Duration::from_secs(41_000) },
-    /// };
-    /// let headers = snapshot.headers();
-    /// assert_eq!(headers[0], ("x-ratelimit-limit-requests", "60".to_string()));
-    /// assert_eq!(headers[5], ("x-ratelimit-reset-requests-day", "11h23m20s".to_string()));
-    /// assert_eq!(headers[7].1, r#""minute";r=59;t=1, "day";r=998;t=41000"#);
-    /// ```
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let (minute, day) = (&self.minute, &self.day);
-        vec![
-            ("x-ratelimit-limit-requests", minute.limit.to_string()),
-            (
-                "x-ratelimit-remaining-requests",
-                minute.remaining.to_string(),
-            ),
-            (
-                "x-ratelimit-reset-requests",
-                GoDuration(minute.reset).to_string(),
-            ),
-            ("x-ratelimit-limit-requests-day", day.limit.to_string()),
-            (
-                "x-ratelimit-remaining-requests-day",
-                day.remaining.to_string(),
-            ),
-            (
-                "x-ratelimit-reset-requests-day",
-                GoDuration(day.reset).to_string(),
-            ),
-            (
-                "ratelimit-policy",
-                format!(
-                    "\"minute\";q={};w=60, \"day\";q={};w=86400",
-                    minute.limit, day.limit
-                ),
-            ),
-            (
-                "ratelimit",
-                format!(
-                    "\"minute\";r={};t={}, \"day\";r={};t={}",
-                    minute.remaining,
-                    ceil_secs(minute.reset),
-                    day.remaining,
-                    ceil_secs(day.reset)
-                ),
-            ),
-        ]
+    /// The rate-limit headers of a response that consumed nothing or was
+    /// admitted with this snapshot; see [`RateLimitHeaders`].
+    pub fn headers(&self) -> RateLimitHeaders {
+        RateLimitHeaders::of_snapshot(*self)
     }
 }
 
 impl Decision {
-    /// The headers of SPEC §3 for this decision: the snapshot's eight, and for
-    /// a denial (a 429) also `retry-after` (whole seconds rounded up, at least
-    /// 1) and `retry-after-ms` (whole milliseconds rounded up, at least 1).
-    ///
-    /// `x-request-id` is the server's to add.
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut headers = self.snapshot().headers();
-        if let Some(retry_after) = self.retry_after() {
-            headers.push(("retry-after", ceil_secs(retry_after).max(1).to_string()));
-            headers.push((
-                "retry-after-ms",
-                ceil_millis(retry_after).max(1).to_string(),
-            ));
-        }
-        headers
+    /// The rate-limit headers of this decision, the retry headers included
+    /// when it is a refusal; see [`RateLimitHeaders`]. `x-request-id` is the
+    /// server's to add.
+    pub fn headers(&self) -> RateLimitHeaders {
+        RateLimitHeaders::of_decision(self)
     }
 }
 
@@ -148,5 +361,32 @@ mod tests {
         assert_eq!(go(Duration::from_millis(59_001)), "1m0s");
         assert_eq!(go(Duration::from_secs(3600)), "1h0m0s");
         assert_eq!(go(Duration::from_secs(86_400)), "24h0m0s");
+    }
+
+    #[test]
+    fn the_longest_values_fit() {
+        let long = Duration::from_secs(86_400);
+        let policy = crate::PolicySnapshot {
+            limit: 10_000,
+            remaining: 10_000,
+            reset: long,
+            next_quota_in: long,
+        };
+        let snapshot = Snapshot {
+            minute: policy,
+            day: policy,
+        };
+        let decision = Decision::Denied(crate::Denial {
+            denied_by: DeniedBy::Both,
+            retry_after: long,
+            snapshot,
+        });
+        let headers = decision.headers().to_header_map();
+        assert_eq!(headers.len(), 11);
+        assert_eq!(
+            headers[RateLimitHeaders::RATELIMIT],
+            "\"minute\";r=10000;t=86400, \"day\";r=10000;t=86400"
+        );
+        assert_eq!(headers[RateLimitHeaders::RETRY_AFTER_MS], "86400000");
     }
 }

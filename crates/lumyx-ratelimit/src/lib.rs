@@ -18,7 +18,7 @@ pub use backend::Backend;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use decision::{Decision, Denial, DeniedBy, PolicySnapshot, Snapshot};
 pub use error::Error;
-pub use headers::GoDuration;
+pub use headers::{GoDuration, RateLimitHeaders};
 pub use limits::Limits;
 pub use memory::{DefaultMemoryLimiter, MemoryLimiter};
 #[cfg(feature = "redis")]
@@ -33,7 +33,7 @@ pub use redis::{OutagePolicy, RedisLimiter, RedisLimiterBuilder};
 /// a keyed PRF: for keys an attacker can choose freely, pass std's
 /// [`RandomState`](std::hash::RandomState) to
 /// [`MemoryLimiter::with_clock_and_hasher`]. Limiter keys are normally key
-/// ids that passed verification (SPEC §2), which an attacker cannot pick.
+/// ids that passed verification, which an attacker cannot pick.
 pub type FastHashBuilder = foldhash::fast::RandomState;
 
 /// The hasher built by [`FastHashBuilder`].

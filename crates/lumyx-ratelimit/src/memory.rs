@@ -2,10 +2,11 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
-use crate::policy::PackedState;
+use crate::policy::{Outcome, PackedState, StepBack};
 use crate::{Clock, Decision, FastHashBuilder, Limits, Snapshot, SystemClock};
 
 /// The number of shards: enough that threads rarely meet on one lock, few
@@ -14,6 +15,12 @@ const SHARDS: usize = 64;
 
 /// A shard is swept no earlier than when it holds this many keys.
 const MIN_SWEEP: usize = 64;
+
+/// The default of [`MemoryLimiter::with_sweep_interval`]: every second of
+/// clock time one shard is swept by the decision that finds it due, so all
+/// of them are swept every 64 seconds while requests come, whether or not new
+/// keys arrive.
+const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// An in-memory limiter: for every key a per-minute token bucket (GCRA) and a
 /// per-UTC-day counter, decided together in one atomic step.
@@ -27,10 +34,12 @@ const MIN_SWEEP: usize = 64;
 ///   decided under the read lock by one compare-and-swap of its 8-byte state
 ///   (both policies packed in one word), so requests never wait for each
 ///   other; only a new key takes the write lock.
-/// * Memory reclaims itself: when a shard has doubled since its last sweep, the
-///   insert that notices it drops every key whose bucket is full and whose
-///   count is from a past day (a key that looks exactly like a new one). No
-///   background thread, amortized O(1) per insert.
+/// * Memory reclaims itself, with no background thread: the state of a key
+///   whose bucket is full and whose count is from a past day (a key that
+///   looks exactly like a new one) is dropped by sweeps that decisions make,
+///   one shard a second of clock time (see
+///   [`MemoryLimiter::with_sweep_interval`]), and by the insert that finds
+///   its shard has doubled since its last sweep.
 ///
 /// ```
 /// use std::time::Duration;
@@ -54,6 +63,12 @@ pub struct MemoryLimiter<K, C = SystemClock, S = FastHashBuilder> {
     shards: Box<[Shard<K, S>]>,
     clock: C,
     hasher: S,
+    /// The clock time (µs) at which the next shard is due for a sweep.
+    next_sweep: AtomicU64,
+    /// The shard the next periodic sweep takes (modulo [`SHARDS`]).
+    sweep_cursor: AtomicUsize,
+    /// µs of clock time between two periodic shard sweeps; 0 for none.
+    sweep_step: u64,
 }
 
 /// The usual in-memory limiter: `String` keys, the system clock.
@@ -75,6 +90,10 @@ struct ShardMap<K, S> {
     /// Keyed by `K` with the limiter's own hasher: the slot is just the key
     /// and 8 bytes of state (16 bytes for a `u64` key).
     entries: HashMap<K, AtomicU64, S>,
+    /// The keys whose state is ahead of the clock by more than a minute
+    /// (the clock stepped back), with what they record of it; almost always
+    /// empty. Read and written under the write lock only.
+    step_backs: HashMap<K, StepBack, S>,
     sweep_at: usize,
 }
 
@@ -90,12 +109,21 @@ impl<K: Hash + Eq, S: BuildHasher> ShardMap<K, S> {
         let before = self.entries.len();
         self.entries
             .retain(|_, state| !PackedState::load(state).is_idle(now));
+        let entries = &self.entries;
+        // A record of a step back is kept only while its key still has the
+        // state it was made with.
+        self.step_backs.retain(|key, step_back| {
+            entries
+                .get(key)
+                .is_some_and(|state| PackedState::load(state).tat(now) == step_back.tat)
+        });
         let kept = self.entries.len();
         self.sweep_at = (kept * 2).max(MIN_SWEEP);
         // Give memory back after a large drop, keeping room to grow to the next sweep.
         if self.entries.capacity() > 4 * self.sweep_at {
             self.entries.shrink_to(self.sweep_at);
         }
+        self.step_backs.shrink_to_fit();
         before - kept
     }
 }
@@ -130,6 +158,7 @@ impl<K, C, S: Clone> MemoryLimiter<K, C, S> {
             .map(|_| Shard {
                 inner: RwLock::new(ShardMap {
                     entries: HashMap::with_hasher(hasher.clone()),
+                    step_backs: HashMap::with_hasher(hasher.clone()),
                     sweep_at: MIN_SWEEP,
                 }),
             })
@@ -138,7 +167,25 @@ impl<K, C, S: Clone> MemoryLimiter<K, C, S> {
             shards,
             clock,
             hasher,
+            next_sweep: AtomicU64::new(0),
+            sweep_cursor: AtomicUsize::new(0),
+            sweep_step: DEFAULT_SWEEP_INTERVAL.as_micros() as u64,
         }
+    }
+
+    /// How often a decision sweeps one of the 64 shards (dropping idle
+    /// state), in clock time: by default every second, so the whole map is
+    /// swept every 64 seconds while requests come, even when no new key
+    /// arrives. `None` leaves sweeping to inserts (a shard that doubled since
+    /// its last sweep) and [`MemoryLimiter::sweep`].
+    #[must_use]
+    pub fn with_sweep_interval(mut self, interval: Option<Duration>) -> Self {
+        self.sweep_step = interval.map_or(0, |interval| {
+            u64::try_from(interval.as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1)
+        });
+        self
     }
 }
 
@@ -190,28 +237,54 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        // Read before the lock: a thread preempted here may decide after
-        // another decided at a later time, which the policy treats like a
-        // clock step back (the day never goes backwards, the debt is capped).
-        let now = self.clock.now().unix_micros();
         let shard = self.shard(key);
         let known = read(shard)
             .entries
             .get(key)
-            .map(|cell| PackedState::apply_shared(cell, limits, now));
-        let outcome = known.unwrap_or_else(|| {
-            let mut map = write(shard);
-            // Another thread may have inserted the key since the read lock.
-            if let Some(cell) = map.entries.get(key) {
-                return PackedState::apply_shared(cell, limits, now);
-            }
-            let cell = AtomicU64::new(0);
-            let outcome = PackedState::apply_shared(&cell, limits, now);
-            map.insert(key.to_owned(), cell, now);
-            outcome
-        });
+            .map(|cell| PackedState::apply_shared(cell, limits, &self.clock));
+        let outcome = match known {
+            Some(outcome) if outcome.step_back().is_none() => outcome,
+            // New, or ahead of the clock by more than a minute: decided
+            // under the write lock, with the key's record of the step back.
+            _ => self.check_exclusive(shard, key, limits),
+        };
+        self.sweep_if_due(outcome.now());
         // The snapshot's arithmetic runs after the lock is released.
         outcome.decision(limits)
+    }
+
+    /// [`MemoryLimiter::check`] under the shard's write lock: inserts a new
+    /// key, and keeps the records of clock step backs.
+    #[cold]
+    fn check_exclusive<Q>(&self, shard: &Shard<K, S>, key: &Q, limits: Limits) -> Outcome
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let mut map = write(shard);
+        let now = self.clock.now().unix_micros();
+        let Some(cell) = map.entries.get(key) else {
+            let mut state = PackedState::default();
+            let outcome = state.apply(limits, now, None);
+            map.insert(key.to_owned(), AtomicU64::new(state.word()), now);
+            return outcome;
+        };
+        // No other thread writes the state while the write lock is held.
+        let mut state = PackedState::load(cell);
+        let recorded = map.step_backs.get(key).copied();
+        let outcome = state.apply(limits, now, recorded);
+        cell.store(state.word(), Ordering::Release);
+        match outcome.step_back() {
+            Some(step_back) if recorded != Some(step_back) => {
+                map.step_backs.insert(key.to_owned(), step_back);
+            }
+            Some(_) => {}
+            None if recorded.is_some() => {
+                map.step_backs.remove(key);
+            }
+            None => {}
+        }
+        outcome
     }
 
     /// The state of `key` under `limits` now, consuming nothing and creating
@@ -221,23 +294,43 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        let map = read(self.shard(key));
         let now = self.clock.now().unix_micros();
-        let state = read(self.shard(key))
-            .entries
-            .get(key)
-            .map(PackedState::load);
-        state.unwrap_or_default().peek(limits, now)
+        let state = map.entries.get(key).map(PackedState::load);
+        let recorded = map.step_backs.get(key).copied();
+        state.unwrap_or_default().peek(limits, now, recorded)
     }
 
     /// Drops the state of every idle key now (full bucket, nothing counted
     /// today) and returns how many were dropped. Never needed for bounded
-    /// memory, since inserts sweep on their own; useful before measuring.
+    /// memory, since decisions sweep on their own; useful before measuring.
     pub fn sweep(&self) -> usize {
         let now = self.clock.now().unix_micros();
         self.shards
             .iter()
             .map(|shard| write(shard).sweep(now))
             .sum()
+    }
+
+    /// Sweeps the next shard when one is due: one shard a second of clock
+    /// time, so idle state goes away while requests come even when no new
+    /// key arrives. Costs a decision one load when nothing is due.
+    #[inline]
+    fn sweep_if_due(&self, now: u64) {
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        if now < due || self.sweep_step == 0 {
+            return;
+        }
+        let next = now.saturating_add(self.sweep_step);
+        // One thread claims the step; the others carry on.
+        if self
+            .next_sweep
+            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            let shard = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            write(&self.shards[shard]).sweep(now);
+        }
     }
 
     fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &Shard<K, S> {

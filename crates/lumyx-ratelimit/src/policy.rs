@@ -12,9 +12,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::{Decision, Denial, DeniedBy, Limits, PolicySnapshot, Snapshot};
+use crate::{Clock, Decision, Denial, DeniedBy, Limits, PolicySnapshot, Snapshot};
 
 pub(crate) const MICROS_PER_DAY: u64 = 86_400_000_000;
+
+/// The most debt an admission can leave, under any limits: one minute (the
+/// capacity `rpm * T` is at most that). A key found with more is ahead of the
+/// clock, which must have stepped back (or been read late).
+const MAX_DEBT: u64 = 60_000_000;
 
 /// The whole state of one key (stored packed in 8 bytes as [`PackedState`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,24 +62,41 @@ pub(crate) fn verdict(limits: Limits, debt: u64, count: u32) -> Option<DeniedBy>
     }
 }
 
-/// The snapshot of a key whose debt and count (after the decision) are given.
+/// The snapshot of a key whose debt (at most a minute: it can exceed the
+/// capacity after the limits were lowered) and count (after the decision)
+/// are given.
 #[inline]
 pub(crate) fn snapshot(limits: Limits, now: u64, debt: u64, count: u32) -> Snapshot {
     // The room is at most a minute in µs: it fits in u32, and below 2^26 as
     // `per_interval` requires.
     let room = capacity(limits).saturating_sub(debt) as u32;
+    let remaining = limits.per_interval(room);
+    let midnight = Duration::from_micros(until_midnight(now));
     Snapshot {
         minute: PolicySnapshot {
             limit: limits.rate_limit_per_minute(),
-            remaining: limits.per_interval(room),
+            remaining,
             reset: Duration::from_micros(debt),
+            next_quota_in: Duration::from_micros(next_token(limits, debt, remaining)),
         },
         day: PolicySnapshot {
             limit: limits.daily_limit(),
             remaining: limits.daily_limit().saturating_sub(count),
-            reset: Duration::from_micros(until_midnight(now)),
+            reset: midnight,
+            next_quota_in: midnight,
         },
     }
+}
+
+/// The time until the bucket holds one more request than the `remaining`
+/// it holds with `debt`: zero when it is full, else when the debt has fallen
+/// to `capacity - (remaining + 1) * T`.
+#[inline]
+fn next_token(limits: Limits, debt: u64, remaining: u32) -> u64 {
+    if debt == 0 {
+        return 0;
+    }
+    debt + interval(limits) * (u64::from(remaining) + 1) - capacity(limits)
 }
 
 /// The decision, given the state after it: for a denial the state is
@@ -111,45 +133,94 @@ pub(crate) fn until_midnight(now: u64) -> u64 {
     MICROS_PER_DAY - now % MICROS_PER_DAY
 }
 
+/// A key's record of a clock step back: the clock read `since` when the key
+/// was first found more than a minute (any bucket) ahead of it, with its `tat` of
+/// then. The key is refused until the clock has run a full bucket from
+/// `since`; then its bucket has refilled in the clock's own time.
+///
+/// A record is only trusted while the key's `tat` is still the one it was
+/// made with and `since` is not after `now`: any admission in between, or a
+/// further step back, starts a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StepBack {
+    pub(crate) since: u64,
+    pub(crate) tat: u64,
+}
+
 /// What one request did to a key: the effective time it was decided at (see
-/// [`KeyState::observe`]), the debt and count it left, and the policy that
-/// denied it, if any.
+/// [`KeyState::observe`]), the debt and count it left, the policy that
+/// denied it, if any, and whether the state changed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outcome {
     now: u64,
+    /// The minute debt after the decision, at most a minute.
     debt: u64,
     count: u32,
     denied_by: Option<DeniedBy>,
-    /// Whether a denial capped a debt larger than the bucket (see
-    /// [`KeyState::apply`]), so the state must be written.
-    rewound: bool,
+    /// Set when the clock is behind the key's state by more than a full
+    /// bucket: the step back as the key now records it.
+    step_back: Option<StepBack>,
+    /// Whether the state was changed and must be written.
+    pub(crate) changed: bool,
 }
 
 impl Outcome {
     #[inline]
     pub(crate) fn decision(self, limits: Limits) -> Decision {
-        decision(limits, self.now, self.debt, self.count, self.denied_by)
+        match self.step_back {
+            None => decision(limits, self.now, self.debt, self.count, self.denied_by),
+            Some(step_back) => stepped_back(limits, self.now, step_back.since, self.count),
+        }
+    }
+
+    /// The effective time of the decision.
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The step back the key must record, when the clock is behind it.
+    #[inline]
+    pub(crate) fn step_back(&self) -> Option<StepBack> {
+        self.step_back
     }
 }
 
+/// The decision for a key whose state is more than a minute ahead of
+/// the clock since `since`: denied by the minute (and the day, if used up)
+/// until a full bucket of the clock's time has passed.
+pub(crate) fn stepped_back(limits: Limits, now: u64, since: u64, count: u32) -> Decision {
+    let wait = since.saturating_add(capacity(limits)).saturating_sub(now);
+    let mut snapshot = snapshot(limits, now, capacity(limits), count);
+    snapshot.minute.reset = Duration::from_micros(wait);
+    snapshot.minute.next_quota_in = Duration::from_micros(wait);
+    let day_wait = until_midnight(now);
+    let (denied_by, retry_after) = if count < limits.daily_limit() {
+        (DeniedBy::Minute, wait)
+    } else {
+        (DeniedBy::Both, wait.max(day_wait))
+    };
+    Decision::Denied(Denial {
+        denied_by,
+        retry_after: Duration::from_micros(retry_after),
+        snapshot,
+    })
+}
+
 impl KeyState {
-    /// The effective time, the debt and that day's count as seen at `now`.
+    /// The effective time, the minute debt (not capped) and that day's count
+    /// as seen at `now`.
     ///
-    /// Two guards against a clock that steps back (or a `now` read before a
-    /// concurrent request wrote a later state):
-    /// * the effective time is never before the start of the stored day, so
-    ///   the day never goes backwards: a count is neither carried into an
-    ///   earlier day nor overwritten by one, and a request at such a `now` is
-    ///   counted in the stored (later) day;
-    /// * the debt is capped at the bucket's capacity, so a step back costs at
-    ///   most one full bucket and the minute reset never exceeds a minute.
-    ///
-    /// A count from a past day is zero.
+    /// The effective time is never before the start of the stored day, so
+    /// the day never goes backwards after a clock step back: a count is
+    /// neither carried into an earlier day nor overwritten by one, and a
+    /// request at such a `now` is counted in the stored (later) day. A count
+    /// from a past day is zero.
     #[inline]
-    fn observe(&self, limits: Limits, now: u64) -> (u64, u64, u32) {
+    fn observe(&self, now: u64) -> (u64, u64, u32) {
         let today = day_of(now);
         let now = now.max(u64::from(self.day).saturating_mul(MICROS_PER_DAY));
-        let debt = self.tat.saturating_sub(now).min(capacity(limits));
+        let debt = self.tat.saturating_sub(now);
         // The stored day is past iff it is before the day of the effective
         // time `now`, which is today unless the stored day is later (then
         // it is the stored day, or less if its start saturates): the same as
@@ -162,31 +233,68 @@ impl KeyState {
     /// Decides one request at `now` and consumes from both policies iff both
     /// admit it.
     #[cfg(test)]
-    pub(crate) fn decide(&mut self, limits: Limits, now: u64) -> Decision {
-        self.apply(limits, now).decision(limits)
+    pub(crate) fn decide(
+        &mut self,
+        limits: Limits,
+        now: u64,
+        step_back: Option<StepBack>,
+    ) -> (Decision, Option<StepBack>) {
+        let outcome = self.apply(limits, now, step_back);
+        (outcome.decision(limits), outcome.step_back())
     }
 
     /// The state change of one request: the cheap part of a decision, done
-    /// under the shard's lock.
+    /// under the shard's lock. `recorded` is the key's record of a clock step
+    /// back, if it has one.
+    ///
+    /// Time that runs backwards never gives back spent quota: a `now` at
+    /// which the key's debt exceeds a minute, more than any bucket holds (a
+    /// clock that stepped back, or a clock read that came late), is refused
+    /// without writing anything, so when the clock is back the key is exactly
+    /// where it was. Only if the
+    /// clock stays behind for a full bucket of its own time (a real step
+    /// back) is the bucket refilled, from the moment the step back was first
+    /// seen: a real step back costs at most one bucket.
     #[inline]
-    pub(crate) fn apply(&mut self, limits: Limits, now: u64) -> Outcome {
-        let (now, debt, count) = self.observe(limits, now);
+    pub(crate) fn apply(
+        &mut self,
+        limits: Limits,
+        now: u64,
+        recorded: Option<StepBack>,
+    ) -> Outcome {
+        let (now, mut debt, count) = self.observe(now);
+        let mut changed = false;
+        if debt > MAX_DEBT {
+            let since = recorded
+                .filter(|step_back| step_back.tat == self.tat && step_back.since <= now)
+                .map_or(now, |step_back| step_back.since);
+            if now - since < capacity(limits) {
+                return Outcome {
+                    now,
+                    debt: capacity(limits),
+                    count,
+                    denied_by: Some(DeniedBy::Minute),
+                    step_back: Some(StepBack {
+                        since,
+                        tat: self.tat,
+                    }),
+                    changed: false,
+                };
+            }
+            // The bucket has refilled in the clock's own time since `since`.
+            self.tat = since + capacity(limits);
+            debt = 0;
+            changed = true;
+        }
         let denied_by = verdict(limits, debt, count);
         if denied_by.is_some() {
-            // After a step back the stored debt can exceed a full bucket: keep
-            // only the full bucket, so the key is served again one interval
-            // from now, not when the clock has caught up. This gives back,
-            // never consumes; an ordinary denial writes nothing.
-            let rewound = self.tat.saturating_sub(now) > debt;
-            if rewound {
-                self.tat = now + debt;
-            }
             return Outcome {
                 now,
                 debt,
                 count,
                 denied_by,
-                rewound,
+                step_back: None,
+                changed,
             };
         }
         let debt = debt + interval(limits);
@@ -201,14 +309,28 @@ impl KeyState {
             debt,
             count: count + 1,
             denied_by: None,
-            rewound: false,
+            step_back: None,
+            changed: true,
         }
     }
 
     /// The state at `now`, consuming nothing.
-    pub(crate) fn peek(&self, limits: Limits, now: u64) -> Snapshot {
-        let (now, debt, count) = self.observe(limits, now);
-        snapshot(limits, now, debt, count)
+    pub(crate) fn peek(&self, limits: Limits, now: u64, recorded: Option<StepBack>) -> Snapshot {
+        let mut state = *self;
+        let outcome = state.apply_peek(limits, now, recorded);
+        *outcome.decision(limits).snapshot()
+    }
+
+    /// [`KeyState::apply`] without consuming: the outcome of a request that
+    /// is never admitted.
+    fn apply_peek(&mut self, limits: Limits, now: u64, recorded: Option<StepBack>) -> Outcome {
+        let mut outcome = self.apply(limits, now, recorded);
+        if outcome.denied_by.is_none() {
+            // Admitted: report the state before the admission.
+            outcome.debt -= interval(limits);
+            outcome.count -= 1;
+        }
+        outcome
     }
 
     /// Whether this state is indistinguishable from no state at all: the bucket
@@ -279,25 +401,40 @@ impl PackedState {
 
     /// [`KeyState::apply`] on the stored form.
     #[inline]
-    fn apply(&mut self, limits: Limits, now: u64) -> Outcome {
+    pub(crate) fn apply(
+        &mut self,
+        limits: Limits,
+        now: u64,
+        recorded: Option<StepBack>,
+    ) -> Outcome {
         let mut state = self.unpack(now);
-        let outcome = state.apply(limits, now);
-        if outcome.denied_by.is_none() || outcome.rewound {
+        let outcome = state.apply(limits, now, recorded);
+        if outcome.changed {
             *self = Self::pack(state);
         }
         outcome
     }
 
-    /// [`KeyState::apply`] on a shared stored form: a compare-and-swap loop,
-    /// so concurrent requests of one key never wait on each other. A denial
-    /// writes nothing (unless it caps a debt left by a clock step back).
+    /// [`KeyState::apply`] on a shared stored form, at the time `clock`
+    /// reads: a compare-and-swap loop, so concurrent requests of one key
+    /// never wait on each other. A denial writes nothing.
+    ///
+    /// The clock is read after the state is loaded, and again on every
+    /// retry: a state written by a request decided at a later time makes the
+    /// compare-and-swap fail, so no request is decided on a newer state with
+    /// an older time (a late clock read cannot hand out quota).
     #[inline]
-    pub(crate) fn apply_shared(cell: &AtomicU64, limits: Limits, now: u64) -> Outcome {
+    pub(crate) fn apply_shared<C: Clock + ?Sized>(
+        cell: &AtomicU64,
+        limits: Limits,
+        clock: &C,
+    ) -> Outcome {
         let mut current = cell.load(Ordering::Acquire);
         loop {
+            let now = clock.now().unix_micros();
             let mut packed = Self(current);
-            let outcome = packed.apply(limits, now);
-            if outcome.denied_by.is_some() && !outcome.rewound {
+            let outcome = packed.apply(limits, now, None);
+            if !outcome.changed {
                 return outcome;
             }
             match cell.compare_exchange_weak(current, packed.0, Ordering::AcqRel, Ordering::Acquire)
@@ -308,6 +445,12 @@ impl PackedState {
         }
     }
 
+    /// The word stored in a shared cell.
+    #[inline]
+    pub(crate) fn word(self) -> u64 {
+        self.0
+    }
+
     /// The stored form of a shared cell.
     #[inline]
     pub(crate) fn load(cell: &AtomicU64) -> Self {
@@ -315,8 +458,13 @@ impl PackedState {
     }
 
     /// [`KeyState::peek`] on the stored form.
-    pub(crate) fn peek(self, limits: Limits, now: u64) -> Snapshot {
-        self.unpack(now).peek(limits, now)
+    pub(crate) fn peek(self, limits: Limits, now: u64, recorded: Option<StepBack>) -> Snapshot {
+        self.unpack(now).peek(limits, now, recorded)
+    }
+
+    /// The arrival time the state holds, as a [`StepBack`] records it.
+    pub(crate) fn tat(self, now: u64) -> u64 {
+        self.unpack(now).tat
     }
 
     /// [`KeyState::is_idle`] on the stored form.
@@ -373,18 +521,18 @@ mod tests {
         let limits = Limits::new(4, 100).unwrap();
         let mut state = KeyState::default();
         for left in (0..4).rev() {
-            let d = state.decide(limits, NOON);
+            let (d, _) = state.decide(limits, NOON, None);
             assert!(d.is_admitted());
             assert_eq!(d.snapshot().minute.remaining, left);
         }
-        let d = state.decide(limits, NOON);
+        let (d, _) = state.decide(limits, NOON, None);
         assert_eq!(d.retry_after(), Some(Duration::from_secs(15)));
         assert_eq!(d.denial().unwrap().denied_by, DeniedBy::Minute);
         assert_eq!(d.snapshot().minute.reset, Duration::from_secs(60));
         assert_eq!(d.snapshot().day.remaining, 96);
         let later = NOON + 15 * 1_000_000;
-        assert!(!state.decide(limits, later - 1).is_admitted());
-        assert!(state.decide(limits, later).is_admitted());
+        assert!(!state.decide(limits, later - 1, None).0.is_admitted());
+        assert!(state.decide(limits, later, None).0.is_admitted());
     }
 
     #[test]
@@ -392,42 +540,72 @@ mod tests {
         let limits = Limits::default();
         let mut state = KeyState::default();
         assert!(state.is_idle(NOON));
-        let _ = state.decide(limits, NOON);
+        let _ = state.decide(limits, NOON, None);
         assert!(!state.is_idle(NOON));
         assert!(!state.is_idle(NOON + 60_000_000));
         assert!(state.is_idle(NOON + MICROS_PER_DAY));
     }
 
     #[test]
-    fn a_clock_step_back_costs_at_most_one_full_bucket() {
+    fn time_that_runs_back_gives_nothing_back() {
+        // 60 admitted at t; one request whose clock reads t - 30 s (late, or
+        // a step back undone at once); then back at t: nothing is left.
+        let limits = Limits::new(60, 1000).unwrap();
+        let mut state = KeyState::default();
+        for _ in 0..60 {
+            assert!(state.decide(limits, NOON, None).0.is_admitted());
+        }
+        let before = state;
+        let (d, step_back) = state.decide(limits, NOON - 30_000_000, None);
+        assert!(!d.is_admitted());
+        assert_eq!(state, before, "a refusal writes nothing");
+        assert_eq!(step_back.map(|s| s.since), Some(NOON - 30_000_000));
+        for _ in 0..30 {
+            assert!(!state.decide(limits, NOON, step_back).0.is_admitted());
+        }
+        assert!(state.decide(limits, NOON + 1_000_000, None).0.is_admitted());
+    }
+
+    #[test]
+    fn a_real_step_back_costs_at_most_one_full_bucket() {
         let limits = Limits::default();
         let mut state = KeyState::default();
-        assert!(state.decide(limits, NOON).is_admitted());
-        // An hour back: a full bucket of debt, not an hour of it.
-        let d = state.decide(limits, NOON - 3_600_000_000);
-        assert_eq!(d.retry_after(), Some(Duration::from_secs(1)));
+        assert!(state.decide(limits, NOON, None).0.is_admitted());
+        // An hour back: refused for one bucket of the clock's own time, not an hour.
+        let back = NOON - 3_600_000_000;
+        let (d, recorded) = state.decide(limits, back, None);
+        assert_eq!(d.retry_after(), Some(Duration::from_secs(60)));
         assert_eq!(d.snapshot().minute.reset, Duration::from_secs(60));
         assert_eq!(d.snapshot().minute.remaining, 0);
-        let d = state.decide(limits, NOON - 3_600_000_000 + 1_000_000);
-        assert!(d.is_admitted());
-        assert!(d.snapshot().minute.reset <= Duration::from_secs(60));
+        let (d, recorded) = state.decide(limits, back + 59_999_999, recorded);
+        assert_eq!(d.retry_after(), Some(Duration::from_micros(1)));
+        let (d, recorded) = state.decide(limits, back + 60_000_000, recorded);
+        assert!(d.is_admitted(), "{d:?}");
+        assert_eq!(recorded, None);
+        assert_eq!(d.snapshot().minute.remaining, 59);
+        // A record from before an admission is not trusted again.
+        let stale = StepBack {
+            since: back - 600_000_000,
+            tat: 0,
+        };
+        let (d, _) = state.decide(limits, back - 1_000_000, Some(stale));
+        assert!(!d.is_admitted());
     }
 
     #[test]
     fn a_manual_clock_at_the_end_of_time_does_not_overflow() {
         let limits = Limits::new(1, 1).unwrap();
         let mut state = KeyState::default();
-        let d = state.decide(limits, u64::MAX);
+        let (d, _) = state.decide(limits, u64::MAX, None);
         assert!(d.is_admitted());
         let packed = PackedState::pack(state);
         assert_eq!(packed.unpack(u64::MAX).count, 1);
-        assert!(!state.decide(limits, u64::MAX).is_admitted());
+        assert!(!state.decide(limits, u64::MAX, None).0.is_admitted());
         assert!(!PackedState::pack(state).is_idle(u64::MAX));
     }
 
     #[test]
     fn a_past_day_is_judged_against_the_effective_time() {
-        let limits = Limits::default();
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..100_000 {
             seed ^= seed << 13;
@@ -440,7 +618,7 @@ mod tests {
                 count: 5,
             };
             let now = 20_000 * MICROS_PER_DAY + (seed >> 3) % (20 * MICROS_PER_DAY);
-            let (effective, _, count) = state.observe(limits, now);
+            let (effective, _, count) = state.observe(now);
             let past = state.day < day_of(effective);
             assert_eq!(count, if past { 0 } else { 5 }, "{state:?} at {now}");
         }
@@ -450,7 +628,7 @@ mod tests {
                 day: u32::MAX,
                 count: 5,
             };
-            assert_eq!(state.observe(limits, now).2, 5);
+            assert_eq!(state.observe(now).2, 5);
         }
     }
 
@@ -458,8 +636,8 @@ mod tests {
     fn a_clock_step_back_keeps_the_day() {
         let limits = Limits::new(1000, 1).unwrap();
         let mut state = KeyState::default();
-        assert!(state.decide(limits, NOON).is_admitted());
-        let d = state.decide(limits, NOON - MICROS_PER_DAY);
+        assert!(state.decide(limits, NOON, None).0.is_admitted());
+        let (d, _) = state.decide(limits, NOON - MICROS_PER_DAY, None);
         assert!(d.denial().unwrap().denied_by.includes_day());
     }
 }

@@ -1,10 +1,11 @@
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use lumyx_redis::{FailureClass, RedisConnector, RedisFailure, RedisUrl, retry_if_refused};
+use redis::aio::ConnectionManager;
 use redis::{RedisError, Script};
 
 use crate::policy;
@@ -16,8 +17,9 @@ use crate::{
 /// The decision script; see its header for the protocol.
 const SCRIPT: &str = include_str!("ratelimit.lua");
 
-/// What a [`RedisLimiter`] does when Redis cannot be reached (refused,
-/// timed out, or any error).
+/// What a [`RedisLimiter`] does while Redis cannot serve: it is unreachable
+/// (the connection failed or no reply came within the timeout) or it says
+/// it cannot serve now (`LOADING`, `READONLY`, `MASTERDOWN`, `OOM`, `BUSY`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum OutagePolicy {
     /// Decide with a local in-memory limiter (the default): each server
@@ -35,9 +37,8 @@ pub enum OutagePolicy {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `connect` is called"]
 pub struct RedisLimiterBuilder {
-    url: String,
+    connector: RedisConnector,
     outage_policy: OutagePolicy,
-    timeout: Duration,
     probe_interval: Duration,
     key_prefix: String,
     clock: Option<ManualClock>,
@@ -51,9 +52,10 @@ impl RedisLimiterBuilder {
     }
 
     /// The longest a decision waits for Redis (connecting included) before
-    /// the outage policy applies. Default: 250 ms.
+    /// the outage policy applies. Default: 250 ms. A decision that reaches
+    /// Redis after its caller gave up on it changes nothing there.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.connector = self.connector.timeout(timeout);
         self
     }
 
@@ -74,7 +76,8 @@ impl RedisLimiterBuilder {
 
     /// **Tests and benches only.** Decide at this clock's time instead of
     /// Redis's `TIME`, so time-dependent behaviour can be tested exactly. In
-    /// production every instance must use Redis's clock (SPEC §2.1).
+    /// production every instance must use Redis's clock, so that instances
+    /// whose clocks disagree still decide alike.
     pub fn clock(mut self, clock: ManualClock) -> Self {
         self.clock = Some(clock);
         self
@@ -86,19 +89,11 @@ impl RedisLimiterBuilder {
     /// policy) while Redis is down.
     ///
     /// # Errors
-    /// [`Error::InvalidUrl`] when the URL does not parse.
+    /// [`Error::Config`] when the Redis client refuses the URL's settings.
     pub async fn connect(self) -> Result<RedisLimiter, Error> {
-        let client = redis::Client::open(self.url.as_str()).map_err(|err| Error::InvalidUrl {
-            reason: err.to_string(),
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(0);
-        let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|err| {
-            Error::InvalidUrl {
-                reason: err.to_string(),
-            }
+        let manager = self.connector.connect_lazy().map_err(|err| Error::Config {
+            what: "the Redis connection settings",
+            source: Box::new(err),
         })?;
         let local_clock: Arc<dyn Clock> = match &self.clock {
             Some(clock) => Arc::new(clock.clone()),
@@ -107,21 +102,24 @@ impl RedisLimiterBuilder {
         Ok(RedisLimiter {
             manager,
             script: Script::new(SCRIPT),
+            url: self.connector.url().clone(),
             key_prefix: self.key_prefix,
             outage_policy: self.outage_policy,
-            timeout: self.timeout,
+            timeout: self.connector.timeout_value(),
             probe_interval: self.probe_interval,
             clock: self.clock,
             fallback: MemoryLimiter::with_clock(local_clock.clone()),
             local_clock,
             origin: Instant::now(),
             down_until: AtomicU64::new(0),
+            last_failure: Mutex::new(None),
+            redis_clock: RedisClock::default(),
         })
     }
 }
 
 /// A limiter whose state lives in Redis, shared by any number of server
-/// instances (SPEC §2.1).
+/// instances, which together admit exactly what one instance would.
 ///
 /// * One round trip per decision: one Lua script (`EVALSHA`, loaded on first
 ///   use and after a Redis restart) decides both policies atomically at
@@ -131,11 +129,24 @@ impl RedisLimiterBuilder {
 ///   day and that day's count, expiring a minute after the next UTC midnight.
 ///   The script touches only that key, passed in `KEYS`, so it runs in a
 ///   cluster.
-/// * When Redis is unreachable a decision returns within the
-///   [timeout](RedisLimiterBuilder::timeout) under the [`OutagePolicy`].
-///   Decisions then skip Redis; every [probe interval](RedisLimiterBuilder::probe_interval)
-///   one decision (only one, however many arrive) tries it again, and Redis
-///   is used again as soon as it answers.
+/// * When Redis is unreachable, or answers that it cannot serve now
+///   (`LOADING`, `READONLY`, `MASTERDOWN`, `OOM`, `BUSY`, `TRYAGAIN`,
+///   `CLUSTERDOWN`), a decision returns within the
+///   [timeout](RedisLimiterBuilder::timeout) under the [`OutagePolicy`], and
+///   a `warn` log says why. Decisions then skip Redis; every
+///   [probe interval](RedisLimiterBuilder::probe_interval) one decision
+///   (only one, however many arrive) tries it again, and Redis is used again
+///   as soon as it answers.
+/// * An error caused by one key's data (its Redis key holds another type,
+///   `WRONGTYPE`; a script error) fails that decision alone with
+///   [`Error::Failed`] (a server answers 503), logged at `error`; other keys
+///   are decided in Redis as usual.
+/// * A decision that timed out never takes effect later: each call carries
+///   a deadline in Redis's clock (estimated from the `TIME` of earlier
+///   replies plus the local monotonic time since, so the hosts' clock skew
+///   does not matter; the first call of a limiter asks Redis for its `TIME`
+///   once), and the script changes nothing when it runs past it. A request
+///   decided by the outage policy is therefore never charged in Redis too.
 /// * A failed call is re-sent only when the connection was refused (so
 ///   nothing was sent). Any other failure is not: when a connection drops,
 ///   Redis may have run the script before its reply was lost, and re-sending
@@ -149,7 +160,7 @@ impl RedisLimiterBuilder {
 /// # let url = server.url();
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 /// // url = "redis://127.0.0.1:6379/"
-/// let limiter = RedisLimiter::builder(url)
+/// let limiter = RedisLimiter::builder(url.parse()?)
 ///     .outage_policy(OutagePolicy::Fallback)
 ///     .connect()
 ///     .await?;
@@ -157,13 +168,14 @@ impl RedisLimiterBuilder {
 /// assert!(limiter.check("key_4e58d9f4757ccfc3", limits).await?.is_admitted());
 /// assert!(limiter.check("key_4e58d9f4757ccfc3", limits).await?.is_admitted());
 /// assert!(!limiter.check("key_4e58d9f4757ccfc3", limits).await?.is_admitted());
-/// # Ok::<(), lumyx_ratelimit::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct RedisLimiter {
     manager: ConnectionManager,
     script: Script,
+    url: RedisUrl,
     key_prefix: String,
     outage_policy: OutagePolicy,
     timeout: Duration,
@@ -174,16 +186,54 @@ pub struct RedisLimiter {
     origin: Instant,
     /// Microseconds after `origin` before which Redis is not tried; 0 when up.
     down_until: AtomicU64,
+    /// Why Redis was last found down, the source of errors while it is.
+    last_failure: Mutex<Option<RedisFailure>>,
+    /// Redis's clock as estimated here, for the deadlines of calls.
+    redis_clock: RedisClock,
+}
+
+/// Redis's clock as seen from this process: its `TIME` at some reply, minus
+/// the local monotonic time (µs since `origin`) at which that reply arrived.
+/// Redis's time at a later local time is at least that much later, since the
+/// reply was read after Redis ran the call: the estimate never runs ahead of
+/// Redis's clock, so a deadline computed from it is never too late. Every
+/// reply refreshes it, which also follows a Redis clock that was reset.
+#[derive(Debug, Default)]
+struct RedisClock {
+    /// `redis_time - local_elapsed`, wrapping; 0 while unknown.
+    offset: AtomicU64,
+}
+
+impl RedisClock {
+    fn observe(&self, redis_time: u64, local_elapsed: u64) {
+        self.offset.store(
+            redis_time.wrapping_sub(local_elapsed).max(1),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Redis's time at local time `local_elapsed`, if known.
+    fn estimate(&self, local_elapsed: u64) -> Option<u64> {
+        match self.offset.load(Ordering::Relaxed) {
+            0 => None,
+            offset => Some(local_elapsed.wrapping_add(offset)),
+        }
+    }
+}
+
+/// A script reply: the decision's parts, or too late to count.
+struct Reply {
+    decision: Option<Decision>,
+    redis_time: u64,
 }
 
 impl RedisLimiter {
     /// A builder with the defaults: fallback outage policy, 250 ms timeout,
     /// 1 s probe interval, prefix `lumyx:rl:`.
-    pub fn builder(url: impl Into<String>) -> RedisLimiterBuilder {
+    pub fn builder(url: RedisUrl) -> RedisLimiterBuilder {
         RedisLimiterBuilder {
-            url: url.into(),
+            connector: RedisConnector::new(url),
             outage_policy: OutagePolicy::default(),
-            timeout: Duration::from_millis(250),
             probe_interval: Duration::from_secs(1),
             key_prefix: "lumyx:rl:".to_owned(),
             clock: None,
@@ -211,11 +261,11 @@ impl RedisLimiter {
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
     /// use lumyx_ratelimit::RedisLimiter;
     ///
-    /// let limiter = RedisLimiter::builder(server.url()).connect().await?;
+    /// let limiter = RedisLimiter::builder(server.url().parse()?).connect().await?;
     /// assert_eq!(limiter.redis_key("key_4e58d9f4757ccfc3"), "lumyx:rl:{key_4e58d9f4757ccfc3}");
     /// assert_eq!(limiter.redis_key("a{b}"), "lumyx:rl:{a%7Bb%7D}");
     /// assert_eq!(limiter.redis_key(""), "lumyx:rl:{%}");
-    /// # Ok::<(), lumyx_ratelimit::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -243,8 +293,9 @@ impl RedisLimiter {
     /// cannot be reached within the timeout.
     ///
     /// # Errors
-    /// [`Error::Unavailable`] when Redis is unreachable and the outage policy
-    /// is [`OutagePolicy::Closed`].
+    /// [`Error::Unavailable`] when Redis cannot serve and the outage policy
+    /// is [`OutagePolicy::Closed`]; [`Error::Failed`] when Redis refused this
+    /// key's call (its data is of the wrong type, say).
     pub async fn check(&self, key: &str, limits: Limits) -> Result<Decision, Error> {
         self.decide(key, limits, true).await
     }
@@ -258,18 +309,13 @@ impl RedisLimiter {
     }
 
     /// Decides (or peeks, when `consume` is false) in Redis, or under the
-    /// outage policy when Redis is down.
+    /// outage policy when Redis cannot serve.
     async fn decide(&self, key: &str, limits: Limits, consume: bool) -> Result<Decision, Error> {
         let down_until = self.down_until.load(Ordering::Relaxed);
         if down_until != 0 {
             let elapsed = self.elapsed_micros();
             if elapsed < down_until {
-                return self.outage(
-                    key,
-                    limits,
-                    consume,
-                    "Redis is down; waiting to probe it again",
-                );
+                return self.outage(key, limits, consume, None);
             }
             // Time to probe: the one request that moves the next probe on
             // probes, the others keep to the outage policy instead of all
@@ -281,96 +327,126 @@ impl RedisLimiter {
                 Ordering::Relaxed,
             );
             if claimed.is_err() {
-                return self.outage(
-                    key,
-                    limits,
-                    consume,
-                    "Redis is down; another request is probing it",
-                );
+                return self.outage(key, limits, consume, None);
             }
         }
-        match tokio::time::timeout(self.timeout, self.call(key, limits, consume)).await {
-            Ok(Ok(decision)) => {
-                if down_until != 0 {
-                    self.down_until.store(0, Ordering::Relaxed);
-                    tracing::info!("Redis answers again; rate limits are shared again");
-                }
-                Ok(decision)
+        let started = self.elapsed_micros();
+        let reply = match tokio::time::timeout(
+            self.timeout,
+            self.call(key, limits, consume, started),
+        )
+        .await
+        {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(err)) => return self.failed(key, limits, consume, err.into()),
+            Err(_) => {
+                let failure = RedisFailure::timed_out(self.timeout);
+                return self.failed(key, limits, consume, failure);
             }
-            Ok(Err(err)) => self.failed(key, limits, consume, &err.to_string()),
-            Err(_) => self.failed(
-                key,
-                limits,
-                consume,
-                &format!("no answer within {:?}", self.timeout),
-            ),
+        };
+        self.redis_clock
+            .observe(reply.redis_time, self.elapsed_micros());
+        let Some(decision) = reply.decision else {
+            // The script ran after this call's deadline (a reply that came
+            // just in time from a call that ran just too late): nothing was
+            // counted, and Redis is as good as unreachable for it.
+            let failure = RedisFailure::timed_out(self.timeout);
+            return self.failed(key, limits, consume, failure);
+        };
+        if down_until != 0 {
+            self.down_until.store(0, Ordering::Relaxed);
+            tracing::info!(redis = %self.url, "Redis serves again; rate limits are shared again");
         }
+        Ok(decision)
     }
 
-    /// One call, sent again only when the connection was refused: then the
-    /// script was certainly not sent, while any other failure (a dropped
-    /// connection, a timeout) may have lost the reply of a script Redis ran,
-    /// and a re-send would count the request twice. The one retry uses the
-    /// connection the manager remakes after the refusal, so a Redis that
-    /// has just (re)started is used at once.
-    async fn call(&self, key: &str, limits: Limits, consume: bool) -> Result<Decision, RedisError> {
-        match self.invoke(key, limits, consume).await {
-            Err(err) if err.is_connection_refusal() => self.invoke(key, limits, consume).await,
-            other => other,
-        }
-    }
-
-    async fn invoke(
+    /// One call with its deadline; sent again only when the connection was
+    /// refused (see [`retry_if_refused`]). The first call of a limiter first
+    /// reads Redis's `TIME`, to know its clock.
+    async fn call(
         &self,
         key: &str,
         limits: Limits,
         consume: bool,
-    ) -> Result<Decision, RedisError> {
-        let mut invocation = self.script.key(self.redis_key(key));
-        invocation
-            .arg(limits.rate_limit_per_minute())
-            .arg(limits.daily_limit())
-            .arg(u8::from(consume));
-        if let Some(clock) = &self.clock {
-            invocation.arg(clock.now().unix_micros());
-        }
-        let mut connection = self.manager.clone();
-        let (code, debt, count, now): (i64, i64, i64, i64) =
-            invocation.invoke_async(&mut connection).await?;
-        let denied_by = match code {
-            0 => None,
-            1 => Some(DeniedBy::Minute),
-            2 => Some(DeniedBy::Day),
-            _ => Some(DeniedBy::Both),
-        };
-        let (debt, now) = (debt.max(0) as u64, now.max(0) as u64);
-        let count = u32::try_from(count).unwrap_or(u32::MAX);
-        Ok(policy::decision(limits, now, debt, count, denied_by))
+        started: u64,
+    ) -> Result<Reply, RedisError> {
+        let redis_key = self.redis_key(key);
+        retry_if_refused(|| async {
+            let mut connection = self.manager.clone();
+            let started_in_redis = match self.redis_clock.estimate(started) {
+                Some(time) => time,
+                None => {
+                    let (secs, micros): (u64, u64) =
+                        redis::cmd("TIME").query_async(&mut connection).await?;
+                    let redis_time = secs * 1_000_000 + micros;
+                    let elapsed = self.elapsed_micros();
+                    self.redis_clock.observe(redis_time, elapsed);
+                    // The call started `elapsed - started` µs before this reply.
+                    redis_time.saturating_sub(elapsed.saturating_sub(started))
+                }
+            };
+            let deadline = started_in_redis.saturating_add(duration_micros(self.timeout));
+            let mut invocation = self.script.key(&redis_key);
+            invocation
+                .arg(limits.rate_limit_per_minute())
+                .arg(limits.daily_limit())
+                .arg(u8::from(consume))
+                .arg(deadline);
+            if let Some(clock) = &self.clock {
+                invocation.arg(clock.now().unix_micros());
+            }
+            let (code, debt, count, now, redis_time, since): (i64, i64, i64, i64, i64, i64) =
+                invocation.invoke_async(&mut connection).await?;
+            Ok(parse_reply(
+                limits, code, debt, count, now, redis_time, since,
+            ))
+        })
+        .await
     }
 
+    /// After a failed call: an outage (unreachable, or Redis cannot serve
+    /// now) marks Redis down and applies the outage policy; an error of this
+    /// key's data fails this decision alone.
     fn failed(
         &self,
         key: &str,
         limits: Limits,
         consume: bool,
-        reason: &str,
+        failure: RedisFailure,
     ) -> Result<Decision, Error> {
+        if failure.class() == FailureClass::Data {
+            tracing::error!(
+                redis = %self.url,
+                redis_key = %self.redis_key(key),
+                "Redis refused a rate-limit decision; this request is not decided: {failure}"
+            );
+            return Err(Error::Failed {
+                source: Box::new(failure),
+            });
+        }
         let next_probe = self.next_probe(self.elapsed_micros());
         if self.down_until.swap(next_probe, Ordering::Relaxed) == 0 {
             tracing::warn!(
+                redis = %self.url,
                 policy = ?self.outage_policy,
-                "Redis is unreachable, rate limits follow the outage policy: {reason}"
+                "Redis cannot serve rate limits, which follow the outage policy: {failure}"
             );
         }
-        self.outage(key, limits, consume, reason)
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(failure.clone());
+        self.outage(key, limits, consume, Some(failure))
     }
 
+    /// A decision under the outage policy; `failure` is the failure of this
+    /// call, or `None` when Redis is known down and was not tried.
     fn outage(
         &self,
         key: &str,
         limits: Limits,
         consume: bool,
-        reason: &str,
+        failure: Option<RedisFailure>,
     ) -> Result<Decision, Error> {
         match self.outage_policy {
             OutagePolicy::Fallback if consume => Ok(self.fallback.check(key, limits)),
@@ -379,20 +455,71 @@ impl RedisLimiter {
                 let now = self.local_clock.now().unix_micros();
                 Ok(Decision::Admitted(policy::snapshot(limits, now, 0, 0)))
             }
-            OutagePolicy::Closed => Err(Error::Unavailable {
-                reason: reason.to_owned(),
-            }),
+            OutagePolicy::Closed => {
+                let failure = failure.or_else(|| {
+                    self.last_failure
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone()
+                });
+                Err(Error::Unavailable {
+                    source: match failure {
+                        Some(failure) => Box::new(failure),
+                        None => "Redis was found down".into(),
+                    },
+                })
+            }
         }
     }
 
     /// The time of the next probe, never 0 (which means "up").
     fn next_probe(&self, elapsed: u64) -> u64 {
-        let interval = u64::try_from(self.probe_interval.as_micros()).unwrap_or(u64::MAX / 4);
+        let interval = duration_micros(self.probe_interval).min(u64::MAX / 4);
         elapsed.saturating_add(interval).clamp(1, u64::MAX / 2)
     }
 
     fn elapsed_micros(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX / 2)
+        duration_micros(self.origin.elapsed()).min(u64::MAX / 2)
+    }
+}
+
+fn duration_micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The decision a script reply stands for (see the script's header).
+fn parse_reply(
+    limits: Limits,
+    code: i64,
+    debt: i64,
+    count: i64,
+    now: i64,
+    redis_time: i64,
+    since: i64,
+) -> Reply {
+    let redis_time = redis_time.max(0) as u64;
+    let denied_by = match code {
+        -1 => {
+            return Reply {
+                decision: None,
+                redis_time,
+            };
+        }
+        0 => None,
+        1 => Some(DeniedBy::Minute),
+        2 => Some(DeniedBy::Day),
+        _ => Some(DeniedBy::Both),
+    };
+    let (debt, now) = (debt.max(0) as u64, now.max(0) as u64);
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
+    let decision = if since >= 0 {
+        policy::stepped_back(limits, now, since as u64, count)
+    } else {
+        policy::decision(limits, now, debt, count, denied_by)
+    };
+    Reply {
+        decision: Some(decision),
+        redis_time,
     }
 }
 
@@ -410,6 +537,7 @@ impl Backend for RedisLimiter {
 impl fmt::Debug for RedisLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisLimiter")
+            .field("url", &self.url)
             .field("key_prefix", &self.key_prefix)
             .field("outage_policy", &self.outage_policy)
             .field("timeout", &self.timeout)

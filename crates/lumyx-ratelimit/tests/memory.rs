@@ -244,30 +244,177 @@ fn four_threads_on_one_key_admit_exactly_the_limit_every_round() {
 }
 
 #[test]
-fn a_clock_step_back_costs_at_most_one_full_bucket() {
+fn a_late_clock_read_gives_no_spent_quota_back() {
+    // 60 admitted at t (rpm 60); one check whose clock reads t - 30 s (a
+    // thread preempted after reading the clock); then back at t.
+    let clock = at("2026-11-27T12:00:00Z");
+    let limiter = MemoryLimiter::<String, _>::with_clock(clock.clone());
+    let limits = limits(60, 1000);
+    for _ in 0..60 {
+        assert!(limiter.check("k", limits).is_admitted());
+    }
+    clock.set("2026-11-27T11:59:30Z".parse().unwrap());
+    assert!(!limiter.check("k", limits).is_admitted());
+    clock.set("2026-11-27T12:00:00Z".parse().unwrap());
+    let admitted = (0..60)
+        .filter(|_| limiter.check("k", limits).is_admitted())
+        .count();
+    assert_eq!(admitted, 0, "quota spent at t was given back");
+    // The minute goes on as if the late read never happened.
+    clock.advance(Duration::from_secs(1));
+    assert!(limiter.check("k", limits).is_admitted());
+    assert!(!limiter.check("k", limits).is_admitted());
+}
+
+/// A clock that, on one read in `every`, reads the time and then stalls
+/// before answering, as a thread preempted between reading the clock and
+/// deciding does.
+#[derive(Debug)]
+struct StallingClock {
+    reads: AtomicU32,
+    every: u32,
+    stall: Duration,
+    start: std::time::Instant,
+    origin: u64,
+}
+
+impl Clock for StallingClock {
+    fn now(&self) -> lumyx_ratelimit::Timestamp {
+        let now = self.origin + self.start.elapsed().as_micros() as u64;
+        if self
+            .reads
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(self.every)
+        {
+            std::thread::sleep(self.stall);
+        }
+        lumyx_ratelimit::Timestamp::from_unix_micros(now)
+    }
+}
+
+#[test]
+fn late_clock_reads_never_admit_beyond_the_bucket() {
+    // 8 threads on one key at 1000 per minute for 3 s, a clock that stalls
+    // 20 ms on one read in seven: GCRA admits at most the bucket plus what
+    // regenerates, 1000 + 3 s / 60 ms = 1050, in every window.
+    let clock = StallingClock {
+        reads: AtomicU32::new(1),
+        every: 7,
+        stall: Duration::from_millis(20),
+        start: std::time::Instant::now(),
+        origin: 1_795_000_000_000_000,
+    };
+    let limiter = MemoryLimiter::<String, _>::with_clock(clock);
+    let limits = limits(1000, 10_000);
+    let admissions = std::sync::Mutex::new(Vec::new());
+    let run = Duration::from_secs(3);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                let started = std::time::Instant::now();
+                let mut mine = Vec::new();
+                while started.elapsed() < run {
+                    if limiter.check("k", limits).is_admitted() {
+                        mine.push(limiter.clock().start.elapsed().as_micros() as u64);
+                    }
+                }
+                admissions.lock().unwrap().extend(mine);
+            });
+        }
+    });
+    let mut times = admissions.into_inner().unwrap();
+    times.sort_unstable();
+    let total = times.len();
+    assert!(total <= 1050, "{total} admitted in 3 s at 1000 per minute");
+    // In any window (measured when the admissions returned, so a window of
+    // `w` µs bounds real time within `w` + the 20 ms stall), at most the
+    // bucket plus what regenerates in it.
+    for (i, &first) in times.iter().enumerate() {
+        let in_second = times[i..]
+            .iter()
+            .take_while(|&&t| t < first + 1_000_000)
+            .count();
+        assert!(
+            in_second <= 1000 + 17 + 1,
+            "{in_second} within 1 s of {first}"
+        );
+    }
+}
+
+#[test]
+fn a_real_clock_step_back_costs_at_most_one_full_bucket() {
     let clock = at("2026-11-27T12:00:00Z");
     let limiter = MemoryLimiter::<String, _>::with_clock(clock.clone());
     let limits = Limits::default();
     assert!(limiter.check("k", limits).is_admitted());
+    // The clock steps back an hour and stays there.
     clock.set("2026-11-27T11:00:00Z".parse().unwrap());
     let denied = denial(limiter.check("k", limits));
     assert_eq!(denied.denied_by, DeniedBy::Minute);
-    assert_eq!(denied.retry_after, Duration::from_secs(1));
+    assert_eq!(denied.retry_after, Duration::from_secs(60));
     assert_eq!(denied.snapshot.minute.reset, Duration::from_secs(60));
-    let headers = Decision::Denied(denied).headers();
-    assert!(
-        headers.contains(&("x-ratelimit-reset-requests", "1m0s".to_owned())),
-        "{headers:?}"
-    );
+    let headers = Decision::Denied(denied).headers().to_header_map();
+    assert_eq!(headers["x-ratelimit-reset-requests"], "1m0s");
+    assert_eq!(headers["retry-after"], "60");
     assert_eq!(
         limiter.peek("k", limits).minute.reset,
         Duration::from_secs(60)
     );
-    // One interval later the key is served again, not an hour later.
-    clock.advance(Duration::from_secs(1));
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        denial(limiter.check("k", limits)).retry_after,
+        Duration::from_secs(30)
+    );
+    // One bucket of the clock's own time later the key is served again with
+    // a full bucket, not an hour later.
+    clock.advance(Duration::from_secs(30));
     let admitted = limiter.check("k", limits);
     assert!(admitted.is_admitted());
-    assert!(admitted.snapshot().minute.reset <= Duration::from_secs(60));
+    assert_eq!(admitted.snapshot().minute.remaining, 59);
+    assert_eq!(admitted.snapshot().day.remaining, 998);
+}
+
+#[test]
+fn lowering_the_limits_is_not_a_clock_step_back() {
+    let clock = at("2026-11-27T12:00:00Z");
+    let limiter = MemoryLimiter::<String, _>::with_clock(clock.clone());
+    for _ in 0..60 {
+        assert!(limiter.check("k", limits(60, 1000)).is_admitted());
+    }
+    // At 7 per minute the bucket holds 59.999996 s, a little less than the
+    // minute of debt: served again once one interval fits, not a minute
+    // later as after a clock step back.
+    let denied = denial(limiter.check("k", limits(7, 1000)));
+    assert_eq!(denied.retry_after, Duration::from_micros(8_571_432));
+    assert_eq!(denied.snapshot.minute.remaining, 0);
+    clock.advance(Duration::from_micros(8_571_432));
+    assert!(limiter.check("k", limits(7, 1000)).is_admitted());
+}
+
+#[test]
+fn idle_state_is_reclaimed_without_new_keys() {
+    let clock = at("2026-11-27T12:00:00Z");
+    let limiter = MemoryLimiter::<u64, _>::with_clock(clock.clone());
+    let limits = Limits::default();
+    for key in 0..200_000u64 {
+        assert!(limiter.check(&key, limits).is_admitted());
+    }
+    assert_eq!(limiter.len(), 200_000);
+    let full_capacity = limiter.capacity();
+    // Three days later only 100 keys are in use, for a few minutes.
+    clock.advance(Duration::from_secs(3 * 86_400));
+    for _ in 0..70 {
+        for key in 0..100u64 {
+            let _ = limiter.check(&key, limits);
+        }
+        clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(limiter.len(), 100);
+    assert!(
+        limiter.capacity() * 20 < full_capacity,
+        "the map keeps room for {} keys after holding {full_capacity}",
+        limiter.capacity()
+    );
 }
 
 #[test]
@@ -333,8 +480,12 @@ const MICROS_PER_DAY: u64 = 86_400_000_000;
 /// * a leaky bucket: `pour = 60 s / rpm` (whole µs) of water per admitted
 ///   request, draining one µs per µs, holding `rpm` pours; a request is
 ///   admitted iff its pour fits. The level is known at the last admission; at
-///   an earlier time (the clock stepped back) it reads as higher. It never
-///   reads as more than full: an overfull bucket is set to full at that time.
+///   an earlier time (the clock stepped back) it reads as higher. After the
+///   limits were lowered it can stand above the brim; it drains from there.
+/// * a level above a minute, more than any bucket holds, means the clock is
+///   behind the key: refused, with nothing given back, until the clock has
+///   run a full bucket since it was first seen so (a record kept while the
+///   bucket is unchanged); then the bucket is empty from that moment on.
 /// * a count per UTC day, and the latest day the key was admitted on: a time
 ///   before that day's start is taken as that day's start (the day never goes
 ///   backwards).
@@ -345,6 +496,8 @@ struct Model {
     buckets: HashMap<u8, (u64, u64)>,
     latest_day: HashMap<u8, u64>,
     days: HashMap<(u8, u64), u32>,
+    /// (since, the bucket then): when the clock was first seen behind.
+    behind: HashMap<u8, (u64, Option<(u64, u64)>)>,
 }
 
 impl Model {
@@ -378,6 +531,7 @@ impl Model {
         for key in idle {
             self.buckets.remove(&key);
             self.latest_day.remove(&key);
+            self.behind.remove(&key);
             self.days.retain(|&(k, _), _| k != key);
         }
     }
@@ -386,19 +540,54 @@ impl Model {
         let pour = MICROS_PER_MINUTE / u64::from(rpm);
         let brim = pour * u64::from(rpm);
         let now = self.effective_now(key, now);
-        let raw_level = self.level(key, now);
-        let level = raw_level.min(brim);
         let day = now / MICROS_PER_DAY;
         let count = self.days.get(&(key, day)).copied().unwrap_or(0);
         let to_midnight = (day + 1) * MICROS_PER_DAY - now;
+        let day_ok = count < daily;
+        let mut raw_level = self.level(key, now);
 
-        if level < raw_level {
-            // Overfull (the clock stepped back): drain from full, from now on.
-            self.buckets.insert(key, (level, now));
+        if raw_level > MICROS_PER_MINUTE {
+            let bucket = self.buckets.get(&key).copied();
+            let since = match self.behind.get(&key) {
+                Some(&(since, then)) if then == bucket && since <= now => since,
+                _ => now,
+            };
+            if now - since < brim {
+                self.behind.insert(key, (since, bucket));
+                let wait = since + brim - now;
+                let snapshot = Snapshot {
+                    minute: PolicySnapshot {
+                        limit: rpm,
+                        remaining: 0,
+                        reset: Duration::from_micros(wait),
+                        next_quota_in: Duration::from_micros(wait),
+                    },
+                    day: PolicySnapshot {
+                        limit: daily,
+                        remaining: daily.saturating_sub(count),
+                        reset: Duration::from_micros(to_midnight),
+                        next_quota_in: Duration::from_micros(to_midnight),
+                    },
+                };
+                let (denied_by, retry) = if day_ok {
+                    (DeniedBy::Minute, wait)
+                } else {
+                    (DeniedBy::Both, wait.max(to_midnight))
+                };
+                return Decision::Denied(Denial {
+                    denied_by,
+                    retry_after: Duration::from_micros(retry),
+                    snapshot,
+                });
+            }
+            // Refilled, in the clock's own time, since the step back.
+            self.buckets.insert(key, (0, since + brim));
+            self.behind.remove(&key);
+            raw_level = 0;
         }
+        let level = raw_level;
 
         let minute_ok = level + pour <= brim;
-        let day_ok = count < daily;
         let (level, count) = if minute_ok && day_ok {
             self.days.insert((key, day), count + 1);
             self.buckets.insert(key, (level + pour, now));
@@ -407,16 +596,24 @@ impl Model {
         } else {
             (level, count)
         };
+        let remaining = brim.saturating_sub(level) / pour;
+        let next_token = if level == 0 {
+            0
+        } else {
+            level + (remaining + 1) * pour - brim
+        };
         let snapshot = Snapshot {
             minute: PolicySnapshot {
                 limit: rpm,
-                remaining: ((brim - level) / pour) as u32,
+                remaining: remaining as u32,
                 reset: Duration::from_micros(level),
+                next_quota_in: Duration::from_micros(next_token),
             },
             day: PolicySnapshot {
                 limit: daily,
                 remaining: daily.saturating_sub(count),
                 reset: Duration::from_micros(to_midnight),
+                next_quota_in: Duration::from_micros(to_midnight),
             },
         };
         let minute_wait = (level + pour).saturating_sub(brim);
@@ -476,7 +673,9 @@ proptest! {
     ) {
         let clock = ManualClock::default();
         clock.advance(Duration::from_micros(start));
-        let limiter = MemoryLimiter::<u8, _>::with_clock(clock.clone());
+        // Periodic sweeps would forget idle keys at moments the model cannot
+        // know; the model's sweeps are the explicit ones.
+        let limiter = MemoryLimiter::<u8, _>::with_clock(clock.clone()).with_sweep_interval(None);
         let mut model = Model::default();
         let mut now = start;
         let mut retry = 0;

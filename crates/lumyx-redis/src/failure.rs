@@ -103,11 +103,17 @@ impl fmt::Display for RedisFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::TimedOut(after) => write!(f, "no reply from Redis within {after:?}"),
-            Repr::Redis(err) => match self.class() {
-                FailureClass::Unreachable => write!(f, "Redis is unreachable: {err}"),
-                FailureClass::Unavailable => write!(f, "Redis cannot serve now: {err}"),
-                FailureClass::Data => write!(f, "Redis refused the call: {err}"),
-            },
+            Repr::Redis(err) => {
+                match self.class() {
+                    FailureClass::Unreachable => f.write_str("Redis is unreachable")?,
+                    FailureClass::Unavailable => f.write_str("Redis cannot serve now")?,
+                    FailureClass::Data => f.write_str("Redis refused the call")?,
+                }
+                match err.code() {
+                    Some(code) => write!(f, " ({code}): {err}"),
+                    None => write!(f, ": {err}"),
+                }
+            }
         }
     }
 }

@@ -147,6 +147,10 @@ impl RedisServer {
     /// and waits until it accepts connections.
     pub fn restart(&mut self) -> io::Result<()> {
         self.stop();
+        // Replication writes a snapshot (and a replica its temporary file)
+        // into the working directory: keep them out of the source tree.
+        let dir = std::env::temp_dir().join(format!("lumyx-redis-{}", self.port));
+        std::fs::create_dir_all(&dir)?;
         let child = Command::new(redis_server_binary())
             .args([
                 "--port",
@@ -159,7 +163,13 @@ impl RedisServer {
                 "no",
                 "--protected-mode",
                 "yes",
+                "--repl-diskless-sync",
+                "yes",
+                "--repl-diskless-sync-delay",
+                "0",
             ])
+            .arg("--dir")
+            .arg(&dir)
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
