@@ -7,6 +7,7 @@ mod wire;
 
 mod agents;
 mod chat;
+mod client_text;
 mod conversations;
 mod error;
 mod keys;

@@ -12,6 +12,7 @@ use serde_json::error::Category;
 use serde_path_to_error::Segment;
 
 use crate::chat::{ChatCompletionRequest, ChatMessage, ContentPart, MessageContent, Metadata};
+use crate::client_text::shown;
 use crate::conversations::{CreateConversationRequest, UpdateConversationRequest};
 use crate::error::ApiError;
 use crate::keys::{CreateKeyRequest, RotateKeyRequest, Scope};
@@ -94,15 +95,11 @@ pub(crate) fn render_path(path: &serde_path_to_error::Path) -> String {
                 out.push(']');
             }
             // A map's keys are the client's (`metadata`): one that could not
-            // be a field name stops the path at the map, so `param` never
-            // repeats a long or odd key.
-            Segment::Map { key } if !plain_key(key) => break,
-            Segment::Map { key } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
+            // be a field name stops the path at the map.
+            Segment::Map { key } => match map_entry(&out, key) {
+                Some(entry) => out = entry,
+                None => break,
+            },
             Segment::Enum { .. } => {}
             // Past an untracked step the rest would be a guess: stop at the
             // last segment known for sure.
@@ -112,30 +109,22 @@ pub(crate) fn render_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// Whether a client's map key may appear in `param`: short, a plain name,
-/// and not shaped like a secret (an API key's 32+ random hex digits).
-fn plain_key(key: &str) -> bool {
+/// The path of the entry `key` of the map at `path`, or `None` when the
+/// client's key cannot be named in it: a key that is not a plain name (ASCII
+/// letters, digits, `_`, `-`) would make the path ambiguous, and a path that
+/// an error would show redacted or cut would not match the body.
+fn map_entry(path: &str, key: &str) -> Option<String> {
     let plain = !key.is_empty()
-        && key.len() <= METADATA_MAX_KEY_CHARS
         && key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
-    let longest_hex_run = key
-        .split(|c: char| !c.is_ascii_hexdigit())
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
-    plain && longest_hex_run < 32
+    let entry = join(path, key);
+    (plain && shown(&entry) == entry.as_str()).then_some(entry)
 }
 
-/// `, got 'value'` for a short plain value of the client's, else nothing:
-/// a message never repeats a long value or one shaped like a key.
+/// `, got 'value'`, with the client's value shown as every error shows it.
 fn got(value: &str) -> String {
-    if value.len() <= 32 && plain_key(value) {
-        format!(", got '{value}'")
-    } else {
-        String::new()
-    }
+    format!(", got '{}'", shown(value))
 }
 
 fn join(path: &str, field: &str) -> String {
@@ -341,15 +330,7 @@ fn check_metadata(param: &str, metadata: &Metadata) -> Result<(), ApiError> {
         ));
     }
     for (key, value) in metadata {
-        // A plain key is named in `param`; a long, odd or key-shaped one is
-        // not repeated back.
-        let path = || {
-            if plain_key(key) {
-                format!("{param}.{key}")
-            } else {
-                param.to_owned()
-            }
-        };
+        let path = || map_entry(param, key).unwrap_or_else(|| param.to_owned());
         if key.chars().count() > METADATA_MAX_KEY_CHARS {
             return Err(ApiError::invalid_value(
                 param,
@@ -436,7 +417,7 @@ fn check_message(at: MessagePath<'_>, message: &ChatMessage) -> Result<(), ApiEr
                         at.field(&format!("content[{index}].type")),
                         format_args!(
                             "a content part of type '{}' is not supported in a '{role}' message",
-                            part.kind()
+                            shown(part.kind())
                         ),
                     ));
                 }
