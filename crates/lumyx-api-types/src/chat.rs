@@ -55,7 +55,8 @@ pub struct ChatCompletionRequest {
     /// Most tokens to generate, reasoning tokens included.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
-    /// How many choices to generate, at least 1.
+    /// How many choices to generate, 1 to 128
+    /// ([`CHOICES_RANGE`](crate::CHOICES_RANGE)).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub n: Option<u32>,
     /// Sequences at which generation stops.

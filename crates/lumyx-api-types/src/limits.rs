@@ -32,8 +32,13 @@ pub const TEMPERATURE_RANGE: RangeInclusive<f64> = 0.0..=2.0;
 /// Allowed values of a chat request's `top_p` (as OpenAI documents it).
 pub const TOP_P_RANGE: RangeInclusive<f64> = 0.0..=1.0;
 
-/// Smallest `n` (number of choices) a chat request may ask for.
-pub const MIN_CHOICES: u32 = 1;
+/// Allowed values of a chat request's `n`, the number of choices to generate
+/// (OpenAI's own cap is 128).
+pub const CHOICES_RANGE: RangeInclusive<u32> = 1..=128;
+
+/// Smallest `n` (number of choices) a chat request may ask for: the start of
+/// [`CHOICES_RANGE`].
+pub const MIN_CHOICES: u32 = *CHOICES_RANGE.start();
 
 /// Most key-value pairs a `metadata` map may hold (as OpenAI documents it).
 pub const METADATA_MAX_PAIRS: usize = 16;

@@ -17,9 +17,9 @@ use crate::conversations::{CreateConversationRequest, UpdateConversationRequest}
 use crate::error::ApiError;
 use crate::keys::{CreateKeyRequest, RotateKeyRequest, Scope};
 use crate::limits::{
-    DAILY_LIMIT_RANGE, LIST_LIMIT_RANGE, MAX_GRACE_PERIOD_SECONDS, METADATA_MAX_KEY_CHARS,
-    METADATA_MAX_PAIRS, METADATA_MAX_VALUE_CHARS, MIN_CHOICES, RATE_LIMIT_PER_MINUTE_RANGE,
-    TEMPERATURE_RANGE, TOP_P_RANGE,
+    CHOICES_RANGE, DAILY_LIMIT_RANGE, LIST_LIMIT_RANGE, MAX_GRACE_PERIOD_SECONDS,
+    METADATA_MAX_KEY_CHARS, METADATA_MAX_PAIRS, METADATA_MAX_VALUE_CHARS,
+    RATE_LIMIT_PER_MINUTE_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE,
 };
 use crate::list::{ListOrder, ListParams};
 use crate::role::Role;
@@ -313,7 +313,7 @@ fn check_at_least_one(param: &str, value: Option<u32>) -> Result<(), ApiError> {
     match value {
         Some(0) => Err(ApiError::invalid_value(
             param,
-            format_args!("expected an integer of at least {MIN_CHOICES}, got 0"),
+            "expected an integer of at least 1, got 0",
         )),
         _ => Ok(()),
     }
@@ -469,7 +469,9 @@ impl Validate for ChatCompletionRequest {
         if let Some(top_p) = self.top_p {
             check_range("top_p", top_p, &TOP_P_RANGE, "a number")?;
         }
-        check_at_least_one("n", self.n)?;
+        if let Some(n) = self.n {
+            check_range("n", n, &CHOICES_RANGE, "an integer")?;
+        }
         check_at_least_one("max_tokens", self.max_tokens)?;
         check_at_least_one("max_completion_tokens", self.max_completion_tokens)?;
         if self.stream_options.is_some() && !self.is_stream() {

@@ -217,6 +217,22 @@ fn n_must_be_at_least_1() {
 }
 
 #[test]
+fn n_is_at_most_128() {
+    for bad in [129, 1_000, u32::MAX] {
+        let error = chat_error(with(valid_chat(), "n", json!(bad)));
+        assert_error(&error, ErrorCode::InvalidValue, Some("n"));
+        assert!(error.message().contains("from 1 to 128"), "{error}");
+    }
+    let body = with(valid_chat(), "n", json!(128)).to_string();
+    parse_json::<ChatCompletionRequest>(body.as_bytes()).unwrap();
+    let error = ChatCompletionRequest::new("m", vec![ChatMessage::user("Hi")])
+        .with_n(129)
+        .validate()
+        .unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("n"));
+}
+
+#[test]
 fn token_limits_must_be_at_least_1() {
     let error = chat_error(with(valid_chat(), "max_tokens", json!(0)));
     assert_error(&error, ErrorCode::InvalidValue, Some("max_tokens"));
