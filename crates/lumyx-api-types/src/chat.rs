@@ -11,6 +11,7 @@ use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::json_path;
 use crate::role::Role;
 
 /// Up to 16 string pairs attached to an object, as OpenAI's `metadata`.
@@ -663,8 +664,8 @@ impl<'de> Visitor<'de> for PartVisitor {
                 let mut track = serde_path_to_error::Track::new();
                 let read = kind.read(serde_path_to_error::Deserializer::new(buffered, &mut track));
                 read.map_err(|error| {
-                    let inner = crate::validation::render_path(&track.path());
-                    crate::validation::nested_error(field, &inner, &error)
+                    let inner = json_path::render(&track.path());
+                    json_path::nested_error(field, &inner, &error)
                 })?
             }
             (None, None) => return Err(de::Error::missing_field(field)),

@@ -10,6 +10,7 @@ mod chat;
 mod client_text;
 mod conversations;
 mod error;
+mod json_path;
 mod keys;
 mod limits;
 mod list;

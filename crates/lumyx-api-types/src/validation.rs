@@ -7,14 +7,14 @@
 use std::fmt;
 use std::ops::RangeInclusive;
 
-use serde::de::{self, DeserializeOwned};
+use serde::de::DeserializeOwned;
 use serde_json::error::Category;
-use serde_path_to_error::Segment;
 
 use crate::chat::{ChatCompletionRequest, ChatMessage, ContentPart, MessageContent, Metadata};
 use crate::client_text::shown;
 use crate::conversations::{CreateConversationRequest, UpdateConversationRequest};
 use crate::error::ApiError;
+use crate::json_path;
 use crate::keys::{CreateKeyRequest, RotateKeyRequest, Scope};
 use crate::limits::{
     CHOICES_RANGE, DAILY_LIMIT_RANGE, LIST_LIMIT_RANGE, MAX_GRACE_PERIOD_SECONDS,
@@ -63,7 +63,7 @@ pub fn from_json_slice<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> 
     serde_json::from_slice(body).map_err(|error| {
         let mut deserializer = serde_json::Deserializer::from_slice(body);
         match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
-            Err(tracked) => classify(tracked.inner(), &render_path(tracked.path())),
+            Err(tracked) => classify(tracked.inner(), &json_path::render(tracked.path())),
             // The value itself read; what failed is after it (trailing data).
             Ok(_) => classify(&error, ""),
         }
@@ -85,54 +85,9 @@ impl From<serde_json::Error> for ApiError {
     }
 }
 
-pub(crate) fn render_path(path: &serde_path_to_error::Path) -> String {
-    let mut out = String::new();
-    for segment in path {
-        match segment {
-            Segment::Seq { index } => {
-                out.push('[');
-                out.push_str(&index.to_string());
-                out.push(']');
-            }
-            // A map's keys are the client's (`metadata`): one that could not
-            // be a field name stops the path at the map.
-            Segment::Map { key } => match map_entry(&out, key) {
-                Some(entry) => out = entry,
-                None => break,
-            },
-            Segment::Enum { .. } => {}
-            // Past an untracked step the rest would be a guess: stop at the
-            // last segment known for sure.
-            _ => break,
-        }
-    }
-    out
-}
-
-/// The path of the entry `key` of the map at `path`, or `None` when the
-/// client's key cannot be named in it: a key that is not a plain name (ASCII
-/// letters, digits, `_`, `-`) would make the path ambiguous, and a path that
-/// an error would show redacted or cut would not match the body.
-fn map_entry(path: &str, key: &str) -> Option<String> {
-    let plain = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
-    let entry = join(path, key);
-    (plain && shown(&entry) == entry.as_str()).then_some(entry)
-}
-
 /// `, got 'value'`, with the client's value shown as every error shows it.
 fn got(value: &str) -> String {
     format!(", got '{}'", shown(value))
-}
-
-fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{path}.{field}")
-    }
 }
 
 /// The field of a message that is exactly `{prefix}name` + a backquote, as
@@ -161,7 +116,7 @@ fn describe(message: &str) -> String {
     }
 }
 
-pub(crate) fn without_input(message: &str) -> String {
+fn without_input(message: &str) -> String {
     // What comes after the last `, expected ` is the type's own `expecting`
     // text; anything before it may be the client's.
     for prefix in ["invalid type: ", "invalid value: "] {
@@ -191,33 +146,6 @@ pub(crate) fn without_input(message: &str) -> String {
     message.to_owned()
 }
 
-/// How an error read in a buffered value (a content part's payload met
-/// before its `type`) tells where it happened: `{NESTED}{inner path}': {message}`.
-/// serde's own messages start with fixed words (`invalid type`, `missing
-/// field`, …), so a client's input cannot start one with this.
-const NESTED: &str = "in field '";
-
-/// The error of a value read apart from the stream: `field` then `inner` is
-/// its path below the value being read.
-pub(crate) fn nested_error<E: de::Error>(field: &str, inner: &str, error: &serde_json::Error) -> E {
-    let separator = if inner.is_empty() || inner.starts_with('[') {
-        ""
-    } else {
-        "."
-    };
-    E::custom(format_args!("{NESTED}{field}{separator}{inner}': {error}"))
-}
-
-/// The path and message of an error made by [`nested_error`].
-fn split_nested(message: &str) -> Option<(&str, &str)> {
-    let (inner, rest) = message.strip_prefix(NESTED)?.split_once("': ")?;
-    let plain = !inner.is_empty()
-        && inner
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'));
-    plain.then_some((inner, rest))
-}
-
 fn classify(error: &serde_json::Error, path: &str) -> ApiError {
     let full = error.to_string();
     let suffix = format!(" at line {} column {}", error.line(), error.column());
@@ -234,19 +162,14 @@ fn classify(error: &serde_json::Error, path: &str) -> ApiError {
 }
 
 fn data_error(message: &str, path: &str) -> ApiError {
-    if let Some((inner, rest)) = split_nested(message) {
-        let separator = if path.is_empty() || inner.starts_with('[') {
-            ""
-        } else {
-            "."
-        };
-        return data_error(rest, &format!("{path}{separator}{inner}"));
+    if let Some((inner, rest)) = json_path::split_nested(message) {
+        return data_error(rest, &json_path::join(path, inner));
     }
     if let Some(field) = named_field(message, "missing field `") {
-        return ApiError::missing_field(join(path, field));
+        return ApiError::missing_field(json_path::join(path, field));
     }
     if let Some(field) = named_field(message, "duplicate field `") {
-        return ApiError::invalid_value(join(path, field), "the field appears twice");
+        return ApiError::invalid_value(json_path::join(path, field), "the field appears twice");
     }
     // A wrong type at the root (a string, an array) is not a field of the
     // body: the body is not the JSON object asked for.
@@ -330,7 +253,7 @@ fn check_metadata(param: &str, metadata: &Metadata) -> Result<(), ApiError> {
         ));
     }
     for (key, value) in metadata {
-        let path = || map_entry(param, key).unwrap_or_else(|| param.to_owned());
+        let path = || json_path::map_entry(param, key).unwrap_or_else(|| param.to_owned());
         if key.chars().count() > METADATA_MAX_KEY_CHARS {
             return Err(ApiError::invalid_value(
                 param,
