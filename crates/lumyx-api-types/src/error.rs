@@ -1,4 +1,5 @@
-//! The error envelope every Lumyx response uses (SPEC §4), OpenAI's shape:
+//! The error envelope of every error response of the Lumyx API, from every
+//! route and every layer, in OpenAI's shape with all four keys present:
 //! `{"error":{"message":"...","type":"...","param":null,"code":"..."}}`.
 
 use std::fmt;
@@ -42,7 +43,8 @@ impl ErrorType {
 }
 
 open_enum! {
-    /// The machine-readable `code` of an error, one per row of SPEC §4.
+    /// The machine-readable `code` of an error: one for each way the API
+    /// refuses a request, with the HTTP status it answers in parentheses.
     pub enum ErrorCode {
         /// No `Authorization` header, or an empty one (401).
         MissingApiKey => "missing_api_key",
@@ -90,7 +92,14 @@ open_enum! {
 }
 
 impl ErrorCode {
-    /// The status and type SPEC §4 assigns to this code; `None` for `Other`.
+    /// The HTTP status and `type` of an error with this code; `None` for
+    /// `Other`.
+    ///
+    /// Authentication failures (401) and faults of the request (400, 404,
+    /// 405, 413, 415) are `invalid_request_error`, as OpenAI sends them; a key
+    /// that may not do this (403) is a `permission_error`, an exhausted limit
+    /// (429) a `rate_limit_error`, and a failure of the server (500, 503) a
+    /// `server_error`.
     pub fn classification(&self) -> Option<(StatusCode, ErrorType)> {
         use ErrorCode::*;
         let pair = match self {
@@ -145,7 +154,8 @@ impl ErrorCode {
 /// ```
 ///
 /// The status is not part of the body; reading an envelope back derives it
-/// from the code (SPEC §4), else from the type, and [`ApiError::with_status`]
+/// from the code ([`ErrorCode::classification`]), else from the type
+/// ([`ErrorType::default_status`]), and [`ApiError::with_status`]
 /// sets the one a response actually carried.
 ///
 /// Messages help the caller fix the request and never show an API key. The
@@ -188,8 +198,9 @@ impl ApiError {
         }
     }
 
-    /// An error whose status and type follow from `code` as SPEC §4 says
-    /// (500 `server_error` for a code this crate does not know).
+    /// An error whose status and type follow from `code`
+    /// ([`ErrorCode::classification`]; 500 `server_error` for a code this
+    /// crate does not know).
     pub fn from_code(code: ErrorCode, message: impl Into<String>) -> Self {
         let (status, error_type) = code
             .classification()
@@ -563,7 +574,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_has_the_status_and_type_of_spec_section_4() {
+    fn every_code_has_its_status_and_type() {
         let table: &[(ErrorCode, u16, &str)] = &[
             (ErrorCode::MissingApiKey, 401, "invalid_request_error"),
             (
