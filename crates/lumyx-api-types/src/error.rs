@@ -1,4 +1,5 @@
-//! The error envelope every Lumyx response uses (SPEC §4), OpenAI's shape:
+//! The error envelope of every error response of the Lumyx API, from every
+//! route and every layer, in OpenAI's shape with all four keys present:
 //! `{"error":{"message":"...","type":"...","param":null,"code":"..."}}`.
 
 use std::fmt;
@@ -6,6 +7,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::client_text::shown;
 
 open_enum! {
     /// The `type` of an error: the broad class a client branches on.
@@ -40,7 +43,8 @@ impl ErrorType {
 }
 
 open_enum! {
-    /// The machine-readable `code` of an error, one per row of SPEC §4.
+    /// The machine-readable `code` of an error: one for each way the API
+    /// refuses a request, with the HTTP status it answers in parentheses.
     pub enum ErrorCode {
         /// No `Authorization` header, or an empty one (401).
         MissingApiKey => "missing_api_key",
@@ -88,7 +92,14 @@ open_enum! {
 }
 
 impl ErrorCode {
-    /// The status and type SPEC §4 assigns to this code; `None` for `Other`.
+    /// The HTTP status and `type` of an error with this code; `None` for
+    /// `Other`.
+    ///
+    /// Authentication failures (401) and faults of the request (400, 404,
+    /// 405, 413, 415) are `invalid_request_error`, as OpenAI sends them; a key
+    /// that may not do this (403) is a `permission_error`, an exhausted limit
+    /// (429) a `rate_limit_error`, and a failure of the server (500, 503) a
+    /// `server_error`.
     pub fn classification(&self) -> Option<(StatusCode, ErrorType)> {
         use ErrorCode::*;
         let pair = match self {
@@ -143,8 +154,24 @@ impl ErrorCode {
 /// ```
 ///
 /// The status is not part of the body; reading an envelope back derives it
-/// from the code (SPEC §4), else from the type, and [`ApiError::with_status`]
+/// from the code ([`ErrorCode::classification`]), else from the type
+/// ([`ErrorType::default_status`]), and [`ApiError::with_status`]
 /// sets the one a response actually carried.
+///
+/// Messages help the caller fix the request and never show an API key. The
+/// constructors that repeat the client's text (a model name, an id, a method,
+/// a path, a content type, the JSON path in `param`) show it only after every
+/// key-shaped part (a run of 32 or more ASCII letters and digits) is replaced
+/// by its hint, and cut to at most 64 characters; a cut text keeps its first
+/// 63 characters and ends in `…`.
+///
+/// ```
+/// use lumyx_api_types::ApiError;
+///
+/// let key = "nova_0123456789abcdef0123456789abcdef0123456789abcdef012ece76dce";
+/// let error = ApiError::model_not_found(key);
+/// assert!(error.message().starts_with("The model 'nova_0123…6dce' does not exist"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     status: StatusCode,
@@ -171,8 +198,9 @@ impl ApiError {
         }
     }
 
-    /// An error whose status and type follow from `code` as SPEC §4 says
-    /// (500 `server_error` for a code this crate does not know).
+    /// An error whose status and type follow from `code`
+    /// ([`ErrorCode::classification`]; 500 `server_error` for a code this
+    /// crate does not know).
     pub fn from_code(code: ErrorCode, message: impl Into<String>) -> Self {
         let (status, error_type) = code
             .classification()
@@ -181,9 +209,13 @@ impl ApiError {
     }
 
     /// Sets `param`, the JSON path of the offending field (`messages[0].role`).
+    ///
+    /// A path can hold the client's map keys, so it is stored as the client's
+    /// text is shown: key-shaped parts replaced by their hint, cut to at most
+    /// 64 characters.
     #[must_use]
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
-        self.param = Some(param.into());
+        self.param = Some(shown(&param.into()).into_owned());
         self
     }
 
@@ -323,9 +355,12 @@ impl ApiError {
     }
 
     /// 400 `invalid_value` about the field at `param`; `problem` says what
-    /// was expected and what came.
+    /// was expected and what came. `problem` is written as given, so it must
+    /// not quote the client's value unchecked; `param` is shown as
+    /// [`with_param`](Self::with_param) stores it.
     pub fn invalid_value(param: impl Into<String>, problem: impl fmt::Display) -> Self {
         let param = param.into();
+        let param = shown(&param);
         Self::from_code(
             ErrorCode::InvalidValue,
             format!("Invalid value for '{param}': {problem}."),
@@ -336,6 +371,7 @@ impl ApiError {
     /// 400 `missing_field`: the required field at `param` is absent.
     pub fn missing_field(param: impl Into<String>) -> Self {
         let param = param.into();
+        let param = shown(&param);
         Self::from_code(
             ErrorCode::MissingField,
             format!("Missing required parameter: '{param}'."),
@@ -345,6 +381,7 @@ impl ApiError {
 
     /// 404 `model_not_found`.
     pub fn model_not_found(model: &str) -> Self {
+        let model = shown(model);
         Self::from_code(
             ErrorCode::ModelNotFound,
             format!(
@@ -357,6 +394,7 @@ impl ApiError {
 
     /// 404 `persona_not_found`.
     pub fn persona_not_found(persona_id: &str) -> Self {
+        let persona_id = shown(persona_id);
         Self::from_code(
             ErrorCode::PersonaNotFound,
             format!(
@@ -367,6 +405,7 @@ impl ApiError {
 
     /// 404 `conversation_not_found` (also for a conversation of another owner).
     pub fn conversation_not_found(conversation_id: &str) -> Self {
+        let conversation_id = shown(conversation_id);
         Self::from_code(
             ErrorCode::ConversationNotFound,
             format!("No conversation with id '{conversation_id}' belongs to this API key's owner."),
@@ -375,6 +414,7 @@ impl ApiError {
 
     /// 404 `key_not_found`. `key_id` is the public id (`key_…`).
     pub fn key_not_found(key_id: &str) -> Self {
+        let key_id = shown(key_id);
         Self::from_code(
             ErrorCode::KeyNotFound,
             format!("No API key with id '{key_id}'. GET /v1/keys lists the keys."),
@@ -383,6 +423,7 @@ impl ApiError {
 
     /// 404 `not_found`: no route matches `path`.
     pub fn not_found(method: &str, path: &str) -> Self {
+        let (method, path) = (shown(method), shown(path));
         Self::from_code(
             ErrorCode::NotFound,
             format!("Unknown request URL: {method} {path}. Check the path and the /v1 prefix."),
@@ -391,6 +432,7 @@ impl ApiError {
 
     /// 405 `method_not_allowed`: `path` exists, but not for `method`.
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        let (method, path) = (shown(method), shown(path));
         Self::from_code(
             ErrorCode::MethodNotAllowed,
             format!(
@@ -411,7 +453,7 @@ impl ApiError {
     /// 415 `unsupported_media_type`: the body is not `application/json`.
     pub fn unsupported_media_type(content_type: Option<&str>) -> Self {
         let got = match content_type {
-            Some(content_type) => format!("'{content_type}'"),
+            Some(content_type) => format!("'{}'", shown(content_type)),
             None => "no Content-Type header".to_owned(),
         };
         Self::from_code(
@@ -532,7 +574,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_has_the_status_and_type_of_spec_section_4() {
+    fn every_code_has_its_status_and_type() {
         let table: &[(ErrorCode, u16, &str)] = &[
             (ErrorCode::MissingApiKey, 401, "invalid_request_error"),
             (

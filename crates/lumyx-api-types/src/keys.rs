@@ -14,7 +14,8 @@ use crate::error::ErrorCode;
 use crate::limits::{DEFAULT_DAILY_LIMIT, DEFAULT_RATE_LIMIT_PER_MINUTE};
 
 open_enum! {
-    /// An endpoint group a key may call (SPEC §1.4).
+    /// An endpoint group a key may call. A key created without `scopes` may
+    /// call every group.
     pub enum Scope {
         /// `/v1/models`.
         Models => "models",

@@ -7,8 +7,10 @@ mod wire;
 
 mod agents;
 mod chat;
+mod client_text;
 mod conversations;
 mod error;
+mod json_path;
 mod keys;
 mod limits;
 mod list;
@@ -33,10 +35,10 @@ pub use keys::{
     CreateKeyRequest, CreatedKey, KeyRecord, KeyUsage, RotateKeyRequest, Scope, UsageCounts,
 };
 pub use limits::{
-    DAILY_LIMIT_RANGE, DEFAULT_DAILY_LIMIT, DEFAULT_LIST_LIMIT, DEFAULT_RATE_LIMIT_PER_MINUTE,
-    LIST_LIMIT_RANGE, MAX_GRACE_PERIOD_SECONDS, METADATA_MAX_KEY_CHARS, METADATA_MAX_PAIRS,
-    METADATA_MAX_VALUE_CHARS, MIN_CHOICES, RATE_LIMIT_PER_MINUTE_RANGE, TEMPERATURE_RANGE,
-    TOP_P_RANGE,
+    CHOICES_RANGE, DAILY_LIMIT_RANGE, DEFAULT_DAILY_LIMIT, DEFAULT_LIST_LIMIT,
+    DEFAULT_RATE_LIMIT_PER_MINUTE, LIST_LIMIT_RANGE, MAX_GRACE_PERIOD_SECONDS,
+    METADATA_MAX_KEY_CHARS, METADATA_MAX_PAIRS, METADATA_MAX_VALUE_CHARS, MIN_CHOICES,
+    RATE_LIMIT_PER_MINUTE_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE,
 };
 pub use list::{LIST_OBJECT, List, ListOrder, ListPage, ListParams};
 pub use models::{Model, ModelList};

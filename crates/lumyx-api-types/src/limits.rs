@@ -8,22 +8,24 @@ use std::ops::RangeInclusive;
 
 use lumyx_ratelimit::Limits;
 
-/// Allowed values of a key's `rate_limit_per_minute` (SPEC §2).
+/// Allowed values of a key's `rate_limit_per_minute`: 1 to 1000 requests a
+/// minute.
 pub const RATE_LIMIT_PER_MINUTE_RANGE: RangeInclusive<u32> = Limits::RATE_LIMIT_PER_MINUTE_RANGE;
 
-/// `rate_limit_per_minute` of a key created without one.
+/// `rate_limit_per_minute` of a key created without one: 60.
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = Limits::DEFAULT_RATE_LIMIT_PER_MINUTE;
 
-/// Allowed values of a key's `daily_limit` (SPEC §2).
+/// Allowed values of a key's `daily_limit`: 1 to 10000 requests a UTC day.
 pub const DAILY_LIMIT_RANGE: RangeInclusive<u32> = Limits::DAILY_LIMIT_RANGE;
 
-/// `daily_limit` of a key created without one.
+/// `daily_limit` of a key created without one: 1000.
 pub const DEFAULT_DAILY_LIMIT: u32 = Limits::DEFAULT_DAILY_LIMIT;
 
-/// Allowed values of the `limit` query parameter of list endpoints (SPEC §5).
+/// Allowed values of the `limit` query parameter of list endpoints: 1 to 100
+/// items a page.
 pub const LIST_LIMIT_RANGE: RangeInclusive<u32> = 1..=100;
 
-/// `limit` of a list request that gives none.
+/// `limit` of a list request that gives none: 20.
 pub const DEFAULT_LIST_LIMIT: u32 = 20;
 
 /// Allowed values of a chat request's `temperature` (as OpenAI documents it).
@@ -32,8 +34,13 @@ pub const TEMPERATURE_RANGE: RangeInclusive<f64> = 0.0..=2.0;
 /// Allowed values of a chat request's `top_p` (as OpenAI documents it).
 pub const TOP_P_RANGE: RangeInclusive<f64> = 0.0..=1.0;
 
-/// Smallest `n` (number of choices) a chat request may ask for.
-pub const MIN_CHOICES: u32 = 1;
+/// Allowed values of a chat request's `n`, the number of choices to generate
+/// (OpenAI's own cap is 128).
+pub const CHOICES_RANGE: RangeInclusive<u32> = 1..=128;
+
+/// Smallest `n` (number of choices) a chat request may ask for: the start of
+/// [`CHOICES_RANGE`].
+pub const MIN_CHOICES: u32 = *CHOICES_RANGE.start();
 
 /// Most key-value pairs a `metadata` map may hold (as OpenAI documents it).
 pub const METADATA_MAX_PAIRS: usize = 16;

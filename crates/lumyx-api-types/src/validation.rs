@@ -7,18 +7,19 @@
 use std::fmt;
 use std::ops::RangeInclusive;
 
-use serde::de::{self, DeserializeOwned};
+use serde::de::DeserializeOwned;
 use serde_json::error::Category;
-use serde_path_to_error::Segment;
 
 use crate::chat::{ChatCompletionRequest, ChatMessage, ContentPart, MessageContent, Metadata};
+use crate::client_text::shown;
 use crate::conversations::{CreateConversationRequest, UpdateConversationRequest};
 use crate::error::ApiError;
+use crate::json_path;
 use crate::keys::{CreateKeyRequest, RotateKeyRequest, Scope};
 use crate::limits::{
-    DAILY_LIMIT_RANGE, LIST_LIMIT_RANGE, MAX_GRACE_PERIOD_SECONDS, METADATA_MAX_KEY_CHARS,
-    METADATA_MAX_PAIRS, METADATA_MAX_VALUE_CHARS, MIN_CHOICES, RATE_LIMIT_PER_MINUTE_RANGE,
-    TEMPERATURE_RANGE, TOP_P_RANGE,
+    CHOICES_RANGE, DAILY_LIMIT_RANGE, LIST_LIMIT_RANGE, MAX_GRACE_PERIOD_SECONDS,
+    METADATA_MAX_KEY_CHARS, METADATA_MAX_PAIRS, METADATA_MAX_VALUE_CHARS,
+    RATE_LIMIT_PER_MINUTE_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE,
 };
 use crate::list::{ListOrder, ListParams};
 use crate::role::Role;
@@ -62,7 +63,7 @@ pub fn from_json_slice<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> 
     serde_json::from_slice(body).map_err(|error| {
         let mut deserializer = serde_json::Deserializer::from_slice(body);
         match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
-            Err(tracked) => classify(tracked.inner(), &render_path(tracked.path())),
+            Err(tracked) => classify(tracked.inner(), &json_path::render(tracked.path())),
             // The value itself read; what failed is after it (trailing data).
             Ok(_) => classify(&error, ""),
         }
@@ -84,66 +85,9 @@ impl From<serde_json::Error> for ApiError {
     }
 }
 
-pub(crate) fn render_path(path: &serde_path_to_error::Path) -> String {
-    let mut out = String::new();
-    for segment in path {
-        match segment {
-            Segment::Seq { index } => {
-                out.push('[');
-                out.push_str(&index.to_string());
-                out.push(']');
-            }
-            // A map's keys are the client's (`metadata`): one that could not
-            // be a field name stops the path at the map, so `param` never
-            // repeats a long or odd key.
-            Segment::Map { key } if !plain_key(key) => break,
-            Segment::Map { key } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
-            Segment::Enum { .. } => {}
-            // Past an untracked step the rest would be a guess: stop at the
-            // last segment known for sure.
-            _ => break,
-        }
-    }
-    out
-}
-
-/// Whether a client's map key may appear in `param`: short, a plain name,
-/// and not shaped like a secret (an API key's 32+ random hex digits).
-fn plain_key(key: &str) -> bool {
-    let plain = !key.is_empty()
-        && key.len() <= METADATA_MAX_KEY_CHARS
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
-    let longest_hex_run = key
-        .split(|c: char| !c.is_ascii_hexdigit())
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
-    plain && longest_hex_run < 32
-}
-
-/// `, got 'value'` for a short plain value of the client's, else nothing:
-/// a message never repeats a long value or one shaped like a key.
+/// `, got 'value'`, with the client's value shown as every error shows it.
 fn got(value: &str) -> String {
-    if value.len() <= 32 && plain_key(value) {
-        format!(", got '{value}'")
-    } else {
-        String::new()
-    }
-}
-
-fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{path}.{field}")
-    }
+    format!(", got '{}'", shown(value))
 }
 
 /// The field of a message that is exactly `{prefix}name` + a backquote, as
@@ -172,7 +116,7 @@ fn describe(message: &str) -> String {
     }
 }
 
-pub(crate) fn without_input(message: &str) -> String {
+fn without_input(message: &str) -> String {
     // What comes after the last `, expected ` is the type's own `expecting`
     // text; anything before it may be the client's.
     for prefix in ["invalid type: ", "invalid value: "] {
@@ -202,33 +146,6 @@ pub(crate) fn without_input(message: &str) -> String {
     message.to_owned()
 }
 
-/// How an error read in a buffered value (a content part's payload met
-/// before its `type`) tells where it happened: `{NESTED}{inner path}': {message}`.
-/// serde's own messages start with fixed words (`invalid type`, `missing
-/// field`, …), so a client's input cannot start one with this.
-const NESTED: &str = "in field '";
-
-/// The error of a value read apart from the stream: `field` then `inner` is
-/// its path below the value being read.
-pub(crate) fn nested_error<E: de::Error>(field: &str, inner: &str, error: &serde_json::Error) -> E {
-    let separator = if inner.is_empty() || inner.starts_with('[') {
-        ""
-    } else {
-        "."
-    };
-    E::custom(format_args!("{NESTED}{field}{separator}{inner}': {error}"))
-}
-
-/// The path and message of an error made by [`nested_error`].
-fn split_nested(message: &str) -> Option<(&str, &str)> {
-    let (inner, rest) = message.strip_prefix(NESTED)?.split_once("': ")?;
-    let plain = !inner.is_empty()
-        && inner
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'));
-    plain.then_some((inner, rest))
-}
-
 fn classify(error: &serde_json::Error, path: &str) -> ApiError {
     let full = error.to_string();
     let suffix = format!(" at line {} column {}", error.line(), error.column());
@@ -245,19 +162,14 @@ fn classify(error: &serde_json::Error, path: &str) -> ApiError {
 }
 
 fn data_error(message: &str, path: &str) -> ApiError {
-    if let Some((inner, rest)) = split_nested(message) {
-        let separator = if path.is_empty() || inner.starts_with('[') {
-            ""
-        } else {
-            "."
-        };
-        return data_error(rest, &format!("{path}{separator}{inner}"));
+    if let Some((inner, rest)) = json_path::split_nested(message) {
+        return data_error(rest, &json_path::join(path, inner));
     }
     if let Some(field) = named_field(message, "missing field `") {
-        return ApiError::missing_field(join(path, field));
+        return ApiError::missing_field(json_path::join(path, field));
     }
     if let Some(field) = named_field(message, "duplicate field `") {
-        return ApiError::invalid_value(join(path, field), "the field appears twice");
+        return ApiError::invalid_value(json_path::join(path, field), "the field appears twice");
     }
     // A wrong type at the root (a string, an array) is not a field of the
     // body: the body is not the JSON object asked for.
@@ -324,7 +236,7 @@ fn check_at_least_one(param: &str, value: Option<u32>) -> Result<(), ApiError> {
     match value {
         Some(0) => Err(ApiError::invalid_value(
             param,
-            format_args!("expected an integer of at least {MIN_CHOICES}, got 0"),
+            "expected an integer of at least 1, got 0",
         )),
         _ => Ok(()),
     }
@@ -341,15 +253,7 @@ fn check_metadata(param: &str, metadata: &Metadata) -> Result<(), ApiError> {
         ));
     }
     for (key, value) in metadata {
-        // A plain key is named in `param`; a long, odd or key-shaped one is
-        // not repeated back.
-        let path = || {
-            if plain_key(key) {
-                format!("{param}.{key}")
-            } else {
-                param.to_owned()
-            }
-        };
+        let path = || json_path::map_entry(param, key).unwrap_or_else(|| param.to_owned());
         if key.chars().count() > METADATA_MAX_KEY_CHARS {
             return Err(ApiError::invalid_value(
                 param,
@@ -436,7 +340,7 @@ fn check_message(at: MessagePath<'_>, message: &ChatMessage) -> Result<(), ApiEr
                         at.field(&format!("content[{index}].type")),
                         format_args!(
                             "a content part of type '{}' is not supported in a '{role}' message",
-                            part.kind()
+                            shown(part.kind())
                         ),
                     ));
                 }
@@ -488,7 +392,9 @@ impl Validate for ChatCompletionRequest {
         if let Some(top_p) = self.top_p {
             check_range("top_p", top_p, &TOP_P_RANGE, "a number")?;
         }
-        check_at_least_one("n", self.n)?;
+        if let Some(n) = self.n {
+            check_range("n", n, &CHOICES_RANGE, "an integer")?;
+        }
         check_at_least_one("max_tokens", self.max_tokens)?;
         check_at_least_one("max_completion_tokens", self.max_completion_tokens)?;
         if self.stream_options.is_some() && !self.is_stream() {

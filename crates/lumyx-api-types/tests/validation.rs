@@ -217,6 +217,22 @@ fn n_must_be_at_least_1() {
 }
 
 #[test]
+fn n_is_at_most_128() {
+    for bad in [129, 1_000, u32::MAX] {
+        let error = chat_error(with(valid_chat(), "n", json!(bad)));
+        assert_error(&error, ErrorCode::InvalidValue, Some("n"));
+        assert!(error.message().contains("from 1 to 128"), "{error}");
+    }
+    let body = with(valid_chat(), "n", json!(128)).to_string();
+    parse_json::<ChatCompletionRequest>(body.as_bytes()).unwrap();
+    let error = ChatCompletionRequest::new("m", vec![ChatMessage::user("Hi")])
+        .with_n(129)
+        .validate()
+        .unwrap_err();
+    assert_error(&error, ErrorCode::InvalidValue, Some("n"));
+}
+
+#[test]
 fn token_limits_must_be_at_least_1() {
     let error = chat_error(with(valid_chat(), "max_tokens", json!(0)));
     assert_error(&error, ErrorCode::InvalidValue, Some("max_tokens"));
@@ -428,15 +444,18 @@ fn messages_never_repeat_the_clients_value() {
     assert!(!error.message().contains("ece76dce"), "{error}");
 }
 
+/// The hint of [`KEY`]: all an error may show of it.
+const KEY_HINT: &str = "nova_0123…6dce";
+
 #[test]
-fn unknown_roles_scopes_and_orders_are_named_only_when_short() {
+fn unknown_roles_scopes_and_orders_are_named_by_at_most_a_hint() {
     let error = chat_error(with(
         valid_chat(),
         "messages",
         json!([{"role": "critic", "content": "x"}]),
     ));
     assert!(error.message().contains("got 'critic'"), "{error}");
-    let huge = "r".repeat(100_000);
+    let huge = "r-".repeat(50_000);
     for role in [KEY, huge.as_str()] {
         let error = chat_error(with(
             valid_chat(),
@@ -454,6 +473,7 @@ fn unknown_roles_scopes_and_orders_are_named_only_when_short() {
     let error = request.validate().unwrap_err();
     assert_error(&error, ErrorCode::InvalidValue, Some("scopes[0]"));
     assert!(!error.message().contains("ece76dce"), "{error}");
+    assert!(error.message().contains(KEY_HINT), "{error}");
     let params = ListParams {
         order: Some(ListOrder::from_wire(KEY)),
         ..ListParams::default()
@@ -461,6 +481,7 @@ fn unknown_roles_scopes_and_orders_are_named_only_when_short() {
     let error = params.validate().unwrap_err();
     assert_error(&error, ErrorCode::InvalidValue, Some("order"));
     assert!(!error.message().contains("ece76dce"), "{error}");
+    assert!(error.message().contains(KEY_HINT), "{error}");
 }
 
 #[test]
@@ -773,6 +794,13 @@ fn metadata_keys_are_not_repeated_when_long_or_odd() {
         json!({ "note": long_value }),
     ));
     assert_error(&error, ErrorCode::InvalidValue, Some("metadata.note"));
+    // A valid key whose path would be too long to show whole.
+    let error = chat_error(with(
+        valid_chat(),
+        "metadata",
+        json!({ "k-".repeat(30): long_value }),
+    ));
+    assert_error(&error, ErrorCode::InvalidValue, Some("metadata"));
 }
 
 #[test]
