@@ -6,6 +6,7 @@
 //! record, then compares the whole digest in constant time.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -38,9 +39,19 @@ type Shard = HashMap<KeyId, Arc<KeyRecord>, BuildHasherDefault<KeyIdHasher>>;
 /// assert_eq!(store.verify(other.as_key_ref(), Utc::now()), Verification::Unknown);
 /// # Ok::<(), lumyx_keys::Error>(())
 /// ```
-#[derive(Debug)]
+///
+/// `Debug` shows how many records the store holds, not the records.
 pub struct MemoryKeyStore {
     shards: Box<[RwLock<Shard>]>,
+}
+
+impl fmt::Debug for MemoryKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A store may hold millions of records: a log line gets the count.
+        f.debug_struct("MemoryKeyStore")
+            .field("records", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for MemoryKeyStore {

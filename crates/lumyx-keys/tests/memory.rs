@@ -89,3 +89,18 @@ fn concurrent_writers_and_readers_lose_nothing() {
         .count();
     assert_eq!(revoked, 4 * per_thread / 2);
 }
+
+#[test]
+fn debug_shows_the_count_not_the_records() {
+    let store = MemoryKeyStore::new();
+    assert_eq!(format!("{store:?}"), "MemoryKeyStore { records: 0, .. }");
+    let keys: Vec<ApiKey> = (0..3).map(|_| ApiKey::generate().unwrap()).collect();
+    for key in &keys {
+        store.insert_record(record(key, "listed", at(0))).unwrap();
+    }
+    let shown = format!("{store:?}");
+    assert_eq!(shown, "MemoryKeyStore { records: 3, .. }");
+    for key in &keys {
+        assert!(!shown.contains(&key.id().to_string()), "{shown}");
+    }
+}
