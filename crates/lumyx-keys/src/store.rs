@@ -94,15 +94,16 @@ impl Verification {
 /// use lumyx_keys::{verify, ApiKey, KeyRecord, KeyStore, MemoryKeyStore, Verification};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let store = MemoryKeyStore::new();
+/// // Any store; through the trait its methods are the async ones.
+/// let store: &dyn KeyStore = &MemoryKeyStore::new();
 /// let key = ApiKey::generate()?;
 /// store.insert(KeyRecord::new(key.as_key_ref(), "demo", "acct_1", Utc::now())).await?;
 ///
-/// let verdict = verify(&store, key.as_key_ref(), Utc::now()).await?;
+/// let verdict = verify(store, key.as_key_ref(), Utc::now()).await?;
 /// assert!(matches!(verdict, Verification::Valid(record) if record.id == key.id()));
 ///
 /// store.revoke(&key.id(), Utc::now()).await?;
-/// let verdict = verify(&store, key.as_key_ref(), Utc::now()).await?;
+/// let verdict = verify(store, key.as_key_ref(), Utc::now()).await?;
 /// assert!(matches!(verdict, Verification::Revoked(_)));
 /// # Ok::<(), lumyx_keys::Error>(())
 /// # }).unwrap();
