@@ -15,19 +15,18 @@
 //! `KEYS`; it shares the namespace's hash tag, so it is in the same slot.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use lumyx_redis::{RedisConnector, RedisUrl, retry_if_refused};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, FromRedisValue, RedisResult, Script, ScriptInvocation};
 
 use crate::{Error, KeyDigest, KeyId, KeyRecord, KeyStore, Limits, Scope, Scopes};
-
-/// How long a command or a connection attempt may take before it fails, so
-/// that an outage answers an error promptly instead of hanging a request.
-const TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Adds a record unless its id is indexed. KEYS: index, record.
 /// ARGV: id, digest hex, then field/value pairs.
@@ -72,13 +71,103 @@ local digest = redis.call('HGET', KEYS[1], ARGV[1])
 if not digest then return false end
 return redis.call('HGETALL', ARGV[2] .. digest)";
 
+/// Configures a [`RedisKeyStore`]; made by [`RedisKeyStore::builder`].
+///
+/// `Debug` shows the URL with its password replaced by `***`.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `connect` is called"]
+pub struct RedisKeyStoreBuilder {
+    connector: RedisConnector,
+    namespace: String,
+}
+
+impl RedisKeyStoreBuilder {
+    /// The longest a connection attempt, and then each reply, may take
+    /// before the call fails with an error, so that an outage answers
+    /// promptly instead of hanging a request. Default:
+    /// [`RedisKeyStore::DEFAULT_TIMEOUT`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.connector = self.connector.timeout(timeout);
+        self
+    }
+
+    /// The namespace of every Redis key of the store. Default:
+    /// [`RedisKeyStore::DEFAULT_NAMESPACE`]. It must be non-empty and hold
+    /// no `{` or `}`: it becomes the hash tag that keeps all the store's
+    /// keys in one cluster slot. Stores under different namespaces on one
+    /// server are separate.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        namespace.clone_into(&mut self.namespace);
+        self
+    }
+
+    /// Builds the store. Must run inside a Tokio runtime. It does not
+    /// contact Redis: the connection is made by the first call and remade
+    /// after every failure, so a service starts while Redis is down and its
+    /// calls answer errors until Redis is back.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the namespace is empty or holds a brace, or
+    /// when the Redis client refuses the URL's settings.
+    pub async fn connect(self) -> Result<RedisKeyStore, Error> {
+        let namespace = self.namespace;
+        if namespace.is_empty() || namespace.contains(['{', '}']) {
+            return Err(Error::Store(format!(
+                "a Redis namespace is non-empty text without braces, got `{namespace}`"
+            )));
+        }
+        let connection = self.connector.connect_lazy().map_err(store_error)?;
+        Ok(RedisKeyStore {
+            connection,
+            connector: self.connector,
+            index_key: format!("{{{namespace}}}:index"),
+            record_key_prefix: format!("{{{namespace}}}:record:"),
+            namespace,
+            insert: Arc::new(Script::new(INSERT)),
+            update: Arc::new(Script::new(UPDATE)),
+            revoke: Arc::new(Script::new(REVOKE)),
+            find_by_id: Arc::new(Script::new(FIND_BY_ID)),
+        })
+    }
+}
+
 /// A key store in Redis; see the module docs for the layout.
 ///
-/// Cloning is cheap: clones share one multiplexed, self-reconnecting
-/// connection.
+/// Built with [`RedisKeyStore::builder`], as `lumyx-ratelimit`'s
+/// `RedisLimiter` is. The connection is made by the first call, not by
+/// `connect`. A call is sent again only when the connection was refused (so
+/// nothing was sent); any other failure (a dropped connection, a timeout) is
+/// an error, since Redis may have run a write whose reply was lost. Cloning
+/// is cheap: clones share one multiplexed, self-reconnecting connection.
+///
+/// `Debug` shows the URL with its password replaced by `***`.
+///
+/// ```
+/// use std::time::Duration;
+/// use chrono::Utc;
+/// use lumyx_keys::{ApiKey, KeyRecord, KeyStore, RedisKeyStore, verify};
+///
+/// # let Some(server) = lumyx_test_support::RedisServer::start_or_skip("doc") else { return Ok(()) };
+/// # let url = server.url();
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// // url = "redis://127.0.0.1:6379/"
+/// let store = RedisKeyStore::builder(url.parse()?)
+///     .timeout(Duration::from_millis(500))
+///     .namespace("lumyx:keys")
+///     .connect()
+///     .await?;
+/// let key = ApiKey::generate()?;
+/// store.insert(KeyRecord::new(key.as_key_ref(), "ci", "acct_1", Utc::now())).await?;
+/// assert!(verify(&store, key.as_key_ref(), Utc::now()).await?.valid_record().is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct RedisKeyStore {
     connection: ConnectionManager,
+    connector: RedisConnector,
+    namespace: String,
     index_key: String,
     record_key_prefix: String,
     insert: Arc<Script>,
@@ -87,10 +176,12 @@ pub struct RedisKeyStore {
     find_by_id: Arc<Script>,
 }
 
-impl std::fmt::Debug for RedisKeyStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for RedisKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisKeyStore")
-            .field("index_key", &self.index_key)
+            .field("url", self.connector.url())
+            .field("timeout", &self.connector.timeout_value())
+            .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
 }
@@ -100,46 +191,45 @@ fn store_error(err: redis::RedisError) -> Error {
 }
 
 impl RedisKeyStore {
-    /// The namespace of [`RedisKeyStore::connect`].
+    /// The default of [`RedisKeyStoreBuilder::namespace`].
     pub const DEFAULT_NAMESPACE: &'static str = "lumyx:keys";
 
-    /// Connects to `url` (`redis://host:port/db`) with the default namespace.
-    pub async fn connect(url: &str) -> Result<RedisKeyStore, Error> {
-        let client = redis::Client::open(url).map_err(store_error)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(store_error)?;
-        RedisKeyStore::new(connection, RedisKeyStore::DEFAULT_NAMESPACE)
-    }
+    /// The default of [`RedisKeyStoreBuilder::timeout`]: 1 s, longer than
+    /// the limiter's, since a request waits for its key's record before
+    /// anything else can happen.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
-    /// A store on an existing connection, under `namespace`.
-    ///
-    /// # Errors
-    /// [`Error::Store`] when the namespace is empty or holds `{` or `}`: it
-    /// becomes the hash tag that keeps a store's keys in one cluster slot.
-    pub fn new(connection: ConnectionManager, namespace: &str) -> Result<RedisKeyStore, Error> {
-        if namespace.is_empty() || namespace.contains(['{', '}']) {
-            return Err(Error::Store(format!(
-                "a Redis namespace is non-empty text without braces, got `{namespace}`"
-            )));
+    /// A builder of a store on the Redis server at `url`, with the defaults.
+    pub fn builder(url: RedisUrl) -> RedisKeyStoreBuilder {
+        RedisKeyStoreBuilder {
+            connector: RedisConnector::new(url).timeout(RedisKeyStore::DEFAULT_TIMEOUT),
+            namespace: RedisKeyStore::DEFAULT_NAMESPACE.to_owned(),
         }
-        Ok(RedisKeyStore {
-            connection,
-            index_key: format!("{{{namespace}}}:index"),
-            record_key_prefix: format!("{{{namespace}}}:record:"),
-            insert: Arc::new(Script::new(INSERT)),
-            update: Arc::new(Script::new(UPDATE)),
-            revoke: Arc::new(Script::new(REVOKE)),
-            find_by_id: Arc::new(Script::new(FIND_BY_ID)),
-        })
     }
 
     fn record_key(&self, digest: &KeyDigest) -> String {
         format!("{}{}", self.record_key_prefix, digest.to_hex())
+    }
+
+    /// Runs a script through [`RedisKeyStore::send`].
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, Error> {
+        self.send(|mut connection| async move { invocation.invoke_async(&mut connection).await })
+            .await
+    }
+
+    /// Sends `call` on the shared connection; once more only when the
+    /// connection was refused.
+    async fn send<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        retry_if_refused(|| call(self.connection.clone()))
+            .await
+            .map_err(store_error)
     }
 }
 
@@ -147,16 +237,14 @@ impl RedisKeyStore {
 impl KeyStore for RedisKeyStore {
     async fn insert(&self, record: KeyRecord) -> Result<(), Error> {
         record.check_consistent()?;
-        let inserted: i64 = self
-            .insert
+        let mut invocation = self.insert.prepare_invoke();
+        invocation
             .key(&self.index_key)
             .key(self.record_key(&record.digest))
             .arg(record.id.to_string())
             .arg(record.digest.to_hex())
-            .arg(fields_of(&record))
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(store_error)?;
+            .arg(fields_of(&record));
+        let inserted: i64 = self.invoke(&invocation).await?;
         if inserted == 1 {
             Ok(())
         } else {
@@ -166,61 +254,52 @@ impl KeyStore for RedisKeyStore {
 
     async fn update(&self, record: KeyRecord) -> Result<bool, Error> {
         record.check_consistent()?;
-        let updated: i64 = self
-            .update
+        let mut invocation = self.update.prepare_invoke();
+        invocation
             .key(&self.index_key)
             .key(self.record_key(&record.digest))
             .arg(record.id.to_string())
-            .arg(fields_of(&record))
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(store_error)?;
+            .arg(fields_of(&record));
+        let updated: i64 = self.invoke(&invocation).await?;
         Ok(updated == 1)
     }
 
     async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
-        let fields: Option<HashMap<String, String>> = self
-            .revoke
+        let mut invocation = self.revoke.prepare_invoke();
+        invocation
             .key(&self.index_key)
             .arg(id.to_string())
             .arg(time_text(at))
-            .arg(&self.record_key_prefix)
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(store_error)?;
+            .arg(&self.record_key_prefix);
+        let fields: Option<HashMap<String, String>> = self.invoke(&invocation).await?;
         record_from_fields(fields)
     }
 
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyRecord>>, Error> {
+        let record_key = &self.record_key(digest);
         let fields: HashMap<String, String> = self
-            .connection
-            .clone()
-            .hgetall(self.record_key(digest))
-            .await
-            .map_err(store_error)?;
+            .send(|mut connection| async move { connection.hgetall(record_key).await })
+            .await?;
         // The key name already holds the digest; comparing the stored one too
         // (in constant time) refuses a record filed under the wrong name.
         Ok(record_from_fields(Some(fields))?.filter(|record| record.digest == *digest))
     }
 
     async fn find_by_id(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error> {
-        let fields: Option<HashMap<String, String>> = self
-            .find_by_id
+        let mut invocation = self.find_by_id.prepare_invoke();
+        invocation
             .key(&self.index_key)
             .arg(id.to_string())
-            .arg(&self.record_key_prefix)
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(store_error)?;
+            .arg(&self.record_key_prefix);
+        let fields: Option<HashMap<String, String>> = self.invoke(&invocation).await?;
         record_from_fields(fields)
     }
 
     async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, Error> {
-        let mut connection = self.connection.clone();
-        let index: HashMap<String, String> = connection
-            .hgetall(&self.index_key)
-            .await
-            .map_err(store_error)?;
+        let index_key = &self.index_key;
+        let index: HashMap<String, String> = self
+            .send(|mut connection| async move { connection.hgetall(index_key).await })
+            .await?;
         if index.is_empty() {
             // Redis refuses an empty pipeline.
             return Ok(Vec::new());
@@ -229,10 +308,10 @@ impl KeyStore for RedisKeyStore {
         for digest in index.values() {
             pipeline.hgetall(format!("{}{digest}", self.record_key_prefix));
         }
-        let all: Vec<HashMap<String, String>> = pipeline
-            .query_async(&mut connection)
-            .await
-            .map_err(store_error)?;
+        let pipeline = &pipeline;
+        let all: Vec<HashMap<String, String>> = self
+            .send(|mut connection| async move { pipeline.query_async(&mut connection).await })
+            .await?;
         let mut records = Vec::with_capacity(all.len());
         for fields in all {
             records.extend(record_from_fields(Some(fields))?);

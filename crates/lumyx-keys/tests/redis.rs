@@ -3,17 +3,44 @@
 
 mod common;
 
-use lumyx_keys::{ApiKey, KeyStore, RedisKeyStore, Verification, verify};
+use std::time::{Duration, Instant};
+
+use lumyx_keys::{ApiKey, Error, KeyStore, RedisKeyStore, RedisUrl, Verification, verify};
 use lumyx_test_support::RedisServer;
 
 use common::{at, exercise_store, record};
+
+fn url_of(server: &RedisServer) -> RedisUrl {
+    server.url().parse().unwrap()
+}
+
+/// A store on `server` with the defaults.
+async fn store_on(server: &RedisServer) -> RedisKeyStore {
+    RedisKeyStore::builder(url_of(server))
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Asks `store` until it answers, while a restarted server comes back.
+async fn verify_once_back(store: &RedisKeyStore, key: &ApiKey) -> Verification {
+    let mut answer = verify(store, key.as_key_ref(), at(1)).await;
+    for _ in 0..50 {
+        if answer.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = verify(store, key.as_key_ref(), at(1)).await;
+    }
+    answer.unwrap()
+}
 
 #[tokio::test]
 async fn redis_store_keeps_the_store_contract() {
     let Some(server) = RedisServer::start_or_skip("redis_store_keeps_the_store_contract") else {
         return;
     };
-    let store = RedisKeyStore::connect(&server.url()).await.unwrap();
+    let store = store_on(&server).await;
     exercise_store(&store).await;
 }
 
@@ -24,8 +51,8 @@ async fn revocation_is_seen_by_every_instance_at_once() {
         return;
     };
     // Two server instances, each with its own connection.
-    let first = RedisKeyStore::connect(&server.url()).await.unwrap();
-    let second = RedisKeyStore::connect(&server.url()).await.unwrap();
+    let first = store_on(&server).await;
+    let second = store_on(&server).await;
     let key = ApiKey::generate().unwrap();
     first.insert(record(&key, "shared", at(0))).await.unwrap();
     assert!(
@@ -48,28 +75,112 @@ async fn an_unreachable_server_is_an_error_not_a_hang_or_panic() {
     let Some(mut server) = RedisServer::start_or_skip("an_unreachable_server_is_an_error") else {
         return;
     };
-    let store = RedisKeyStore::connect(&server.url()).await.unwrap();
+    let store = store_on(&server).await;
     let key = ApiKey::generate().unwrap();
     store.insert(record(&key, "k", at(0))).await.unwrap();
 
     server.stop();
     let outcome = verify(&store, key.as_key_ref(), at(1)).await;
-    assert!(
-        matches!(outcome, Err(lumyx_keys::Error::Store(_))),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
 
     // Back up (empty): the same store reconnects and answers again.
     server.restart().unwrap();
-    let mut answer = verify(&store, key.as_key_ref(), at(1)).await;
-    for _ in 0..50 {
-        if answer.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        answer = verify(&store, key.as_key_ref(), at(1)).await;
-    }
-    assert_eq!(answer.unwrap(), Verification::Unknown);
+    assert_eq!(verify_once_back(&store, &key).await, Verification::Unknown);
+}
+
+#[tokio::test]
+async fn connect_does_not_contact_redis_so_a_service_starts_while_it_is_down() {
+    let Some(mut server) = RedisServer::start_or_skip("connect_does_not_contact_redis") else {
+        return;
+    };
+    server.stop();
+    let store = RedisKeyStore::builder(url_of(&server))
+        .timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .expect("building the store needs no server");
+    let key = ApiKey::generate().unwrap();
+    let outcome = verify(&store, key.as_key_ref(), at(1)).await;
+    assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
+
+    // The first call once Redis is up connects.
+    server.restart().unwrap();
+    assert_eq!(verify_once_back(&store, &key).await, Verification::Unknown);
+    store.insert(record(&key, "late", at(0))).await.unwrap();
+    assert!(
+        verify(&store, key.as_key_ref(), at(1))
+            .await
+            .unwrap()
+            .valid_record()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_silent_server_is_an_error_within_the_timeout() {
+    // Accepts connections (the kernel does) but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url: RedisUrl = format!("redis://{}/", silent.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    let timeout = Duration::from_millis(150);
+    let store = RedisKeyStore::builder(url)
+        .timeout(timeout)
+        .connect()
+        .await
+        .unwrap();
+    let key = ApiKey::generate().unwrap();
+    let started = Instant::now();
+    let outcome = verify(&store, key.as_key_ref(), at(1)).await;
+    let waited = started.elapsed();
+    assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
+    // Well below the default of 1 s: the builder's timeout is the one used.
+    assert!(waited >= timeout, "{waited:?}");
+    assert!(waited < RedisKeyStore::DEFAULT_TIMEOUT, "{waited:?}");
+}
+
+#[tokio::test]
+async fn debug_never_shows_the_password() {
+    let Some(server) = RedisServer::start_with_args_or_skip(
+        "debug_never_shows_the_password",
+        &["--requirepass", "s3cret-pw"],
+    ) else {
+        return;
+    };
+    let port = server
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let url: RedisUrl = format!("redis://:s3cret-pw@127.0.0.1:{port}/")
+        .parse()
+        .unwrap();
+    let builder = RedisKeyStore::builder(url).namespace("tenant-a");
+    let shown = format!("{builder:?} {builder:#?}");
+    assert!(!shown.contains("s3cret-pw"), "{shown}");
+    assert!(shown.contains(":***@127.0.0.1"), "{shown}");
+
+    let store = builder.connect().await.unwrap();
+    let shown = format!("{store:?} {store:#?}");
+    assert!(!shown.contains("s3cret-pw"), "{shown}");
+    assert!(
+        shown.contains(":***@127.0.0.1") && shown.contains("tenant-a"),
+        "{shown}"
+    );
+
+    // The password is used, though: the store works on a server that needs it.
+    let key = ApiKey::generate().unwrap();
+    store
+        .insert(record(&key, "authenticated", at(0)))
+        .await
+        .unwrap();
+    assert!(store.find_by_id(&key.id()).await.unwrap().is_some());
+    // And refused without it, with an error that does not show it either.
+    let anonymous = store_on(&server).await;
+    let refused = anonymous.find_by_id(&key.id()).await.unwrap_err();
+    assert!(!format!("{refused} {refused:?}").contains("s3cret-pw"));
 }
 
 #[tokio::test]
@@ -77,7 +188,7 @@ async fn records_are_hashes_keyed_by_digest_in_one_slot_without_the_key() {
     let Some(server) = RedisServer::start_or_skip("records_are_hashes_keyed_by_digest") else {
         return;
     };
-    let store = RedisKeyStore::connect(&server.url()).await.unwrap();
+    let store = store_on(&server).await;
     let key = ApiKey::generate().unwrap();
     store.insert(record(&key, "layout", at(0))).await.unwrap();
 
@@ -124,18 +235,21 @@ async fn a_namespace_must_be_a_usable_hash_tag() {
     let Some(server) = RedisServer::start_or_skip("a_namespace_must_be_a_usable_hash_tag") else {
         return;
     };
-    let client = redis::Client::open(server.url()).unwrap();
-    let manager = redis::aio::ConnectionManager::new(client).await.unwrap();
     for bad in ["", "a{b", "x}"] {
-        let refused = RedisKeyStore::new(manager.clone(), bad);
-        assert!(
-            matches!(refused, Err(lumyx_keys::Error::Store(_))),
-            "{bad:?}"
-        );
+        let refused = RedisKeyStore::builder(url_of(&server))
+            .namespace(bad)
+            .connect()
+            .await;
+        assert!(matches!(refused, Err(Error::Store(_))), "{bad:?}");
     }
     // Two namespaces on one server are two separate stores.
-    let tenant_a = RedisKeyStore::new(manager.clone(), "tenant-a").unwrap();
-    let tenant_b = RedisKeyStore::new(manager, "tenant-b").unwrap();
+    let tenant = |namespace| {
+        RedisKeyStore::builder(url_of(&server))
+            .namespace(namespace)
+            .connect()
+    };
+    let tenant_a = tenant("tenant-a").await.unwrap();
+    let tenant_b = tenant("tenant-b").await.unwrap();
     let key = ApiKey::generate().unwrap();
     tenant_a.insert(record(&key, "a", at(0))).await.unwrap();
     assert!(
