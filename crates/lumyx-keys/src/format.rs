@@ -226,10 +226,11 @@ impl KeyFormat {
     /// Mints a key with the given cryptographically secure RNG.
     ///
     /// # Errors
-    /// [`Error::Random`] when the RNG fails.
+    /// [`Error::Random`], carrying the RNG's error, when the RNG fails.
     pub fn generate_with<R>(&self, rng: &mut R) -> Result<ApiKey, Error>
     where
         R: TryCryptoRng + ?Sized,
+        R::Error: std::error::Error + Send + Sync + 'static,
     {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let prefix_len = self.prefix.len();
@@ -244,7 +245,7 @@ impl KeyFormat {
         let mut random = zeroize::Zeroizing::new([0u8; KEY_LEN / 2]);
         let random = &mut random[..random_len.div_ceil(2)];
         rng.try_fill_bytes(random)
-            .map_err(|err| Error::Random(err.to_string()))?;
+            .map_err(|err| Error::Random(Box::new(err)))?;
         let digits = &mut bytes[prefix_len..prefix_len + random_len];
         for (i, digit) in digits.iter_mut().enumerate() {
             let byte = random[i / 2];

@@ -268,14 +268,14 @@ impl KeyRecord {
 
     /// Checks that `id` is derived from `digest`, as stores require.
     pub(crate) fn check_consistent(&self) -> Result<(), Error> {
-        if self.digest.id() == self.id {
+        let digest_id = self.digest.id();
+        if digest_id == self.id {
             Ok(())
         } else {
-            Err(Error::Store(format!(
-                "record {} does not match its digest, whose id is {}",
-                self.id,
-                self.digest.id()
-            )))
+            Err(Error::IdMismatch {
+                id: self.id,
+                digest_id,
+            })
         }
     }
 }

@@ -17,12 +17,13 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use lumyx_redis::{RedisConnector, RedisUrl, retry_if_refused};
+use lumyx_redis::{RedisConnector, RedisFailure, RedisUrl, retry_if_refused};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, FromRedisValue, RedisResult, Script, ScriptInvocation};
 
@@ -107,16 +108,24 @@ impl RedisKeyStoreBuilder {
     /// calls answer errors until Redis is back.
     ///
     /// # Errors
-    /// [`Error::Store`] when the namespace is empty or holds a brace, or
+    /// [`Error::Config`] when the namespace is empty or holds a brace, or
     /// when the Redis client refuses the URL's settings.
     pub async fn connect(self) -> Result<RedisKeyStore, Error> {
         let namespace = self.namespace;
         if namespace.is_empty() || namespace.contains(['{', '}']) {
-            return Err(Error::Store(format!(
-                "a Redis namespace is non-empty text without braces, got `{namespace}`"
-            )));
+            return Err(Error::Config {
+                setting: "Redis namespace",
+                expected: "non-empty text without `{` or `}`",
+                got: namespace,
+                source: None,
+            });
         }
-        let connection = self.connector.connect_lazy().map_err(store_error)?;
+        let connection = self.connector.connect_lazy().map_err(|err| Error::Config {
+            setting: "Redis URL",
+            expected: "settings the Redis client accepts",
+            got: self.connector.url().to_string(),
+            source: Some(Box::new(err)),
+        })?;
         Ok(RedisKeyStore {
             connection,
             connector: self.connector,
@@ -186,8 +195,9 @@ impl fmt::Debug for RedisKeyStore {
     }
 }
 
+/// A failed call, kept as the cause of [`Error::Store`] with its class.
 fn store_error(err: redis::RedisError) -> Error {
-    Error::Store(err.to_string())
+    Error::Store(Box::new(RedisFailure::from(err)))
 }
 
 impl RedisKeyStore {
@@ -356,48 +366,100 @@ fn fields_of(record: &KeyRecord) -> Vec<(&'static str, String)> {
 fn record_from_fields(
     fields: Option<HashMap<String, String>>,
 ) -> Result<Option<Arc<KeyRecord>>, Error> {
-    let Some(mut fields) = fields.filter(|fields| !fields.is_empty()) else {
+    let Some(fields) = fields.filter(|fields| !fields.is_empty()) else {
         return Ok(None);
     };
-    let mut take = |name: &'static str| {
-        fields
-            .remove(name)
-            .ok_or_else(|| Error::Store(format!("stored key record has no `{name}` field")))
+    let mut stored = StoredFields(fields);
+    let limits = Limits::new(
+        stored.parsed("rate_limit_per_minute", "an integer in its range")?,
+        stored.parsed("daily_limit", "an integer in its range")?,
+    )
+    .map_err(|err| {
+        let field = match &err {
+            lumyx_ratelimit::Error::OutOfRange { field, .. } => *field,
+            _ => "rate_limit_per_minute",
+        };
+        corrupt(field, "an integer in its range", Some(Box::new(err)))
+    })?;
+    let record = KeyRecord {
+        id: stored.parsed("id", "a key id")?,
+        digest: stored.parsed("digest", "a key digest")?,
+        hint: stored.parsed("hint", "a key hint")?,
+        name: stored.text("name", "text")?,
+        owner: stored.text("owner", "text")?,
+        created_at: stored
+            .time("created_at")?
+            .ok_or_else(|| corrupt("created_at", TIME_TEXT, None))?,
+        expires_at: stored.time("expires_at")?,
+        revoked_at: stored.time("revoked_at")?,
+        limits,
+        scopes: stored.scopes()?,
     };
-    let corrupt =
-        |name: &'static str| Error::Store(format!("stored key record has a bad `{name}` field"));
-    let time = |name: &'static str, text: String| -> Result<Option<DateTime<Utc>>, Error> {
+    record
+        .check_consistent()
+        .map_err(|err| corrupt("id", "the id of the stored digest", Some(Box::new(err))))?;
+    Ok(Some(Arc::new(record)))
+}
+
+/// What a stored time's text must be.
+const TIME_TEXT: &str = "an RFC 3339 time";
+
+fn corrupt(
+    field: &'static str,
+    expected: &'static str,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+) -> Error {
+    Error::Corrupt {
+        field,
+        expected,
+        source,
+    }
+}
+
+/// The hash fields of a stored record, taken one by one as the record is
+/// rebuilt. Each failure names its field.
+struct StoredFields(HashMap<String, String>);
+
+impl StoredFields {
+    /// The text of `field`.
+    fn text(&mut self, field: &'static str, expected: &'static str) -> Result<String, Error> {
+        self.0
+            .remove(field)
+            .ok_or_else(|| corrupt(field, expected, None))
+    }
+
+    /// The text of `field`, parsed; the parser's error is the cause.
+    fn parsed<T>(&mut self, field: &'static str, expected: &'static str) -> Result<T, Error>
+    where
+        T: FromStr,
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
+        self.text(field, expected)?
+            .parse()
+            .map_err(|err| corrupt(field, expected, Some(Box::new(err))))
+    }
+
+    /// A time, `None` when stored empty.
+    fn time(&mut self, field: &'static str) -> Result<Option<DateTime<Utc>>, Error> {
+        let text = self.text(field, TIME_TEXT)?;
         if text.is_empty() {
             return Ok(None);
         }
         DateTime::parse_from_rfc3339(&text)
             .map(|time| Some(time.with_timezone(&Utc)))
-            .map_err(|_| corrupt(name))
-    };
-    let number = |name: &'static str, text: String| text.parse::<u32>().map_err(|_| corrupt(name));
+            .map_err(|err| corrupt(field, TIME_TEXT, Some(Box::new(err))))
+    }
 
-    let scopes = take("scopes")?;
-    let record = KeyRecord {
-        id: take("id")?.parse()?,
-        digest: take("digest")?.parse()?,
-        hint: take("hint")?.parse()?,
-        name: take("name")?,
-        owner: take("owner")?,
-        created_at: time("created_at", take("created_at")?)?
-            .ok_or_else(|| corrupt("created_at"))?,
-        expires_at: time("expires_at", take("expires_at")?)?,
-        revoked_at: time("revoked_at", take("revoked_at")?)?,
-        limits: Limits::new(
-            number("rate_limit_per_minute", take("rate_limit_per_minute")?)?,
-            number("daily_limit", take("daily_limit")?)?,
-        )
-        .map_err(|err| Error::Store(format!("stored key record has bad limits: {err}")))?,
-        scopes: scopes
+    /// The scopes, stored as their names joined by commas.
+    fn scopes(&mut self) -> Result<Scopes, Error> {
+        const EXPECTED: &str = "scope names joined by commas";
+        self.text("scopes", EXPECTED)?
             .split(',')
             .filter(|name| !name.is_empty())
-            .map(str::parse)
-            .collect::<Result<Scopes, Error>>()?,
-    };
-    record.check_consistent()?;
-    Ok(Some(Arc::new(record)))
+            .map(|name| {
+                name.parse::<Scope>()
+                    .map_err(|err| corrupt("scopes", EXPECTED, Some(Box::new(err))))
+            })
+            .collect()
+    }
 }

@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use lumyx_keys::{ApiKey, Error, KeyStore, RedisKeyStore, RedisUrl, Verification, verify};
+use lumyx_redis::{FailureClass, RedisFailure};
 use lumyx_test_support::RedisServer;
 
 use common::{at, exercise_store, record};
@@ -81,7 +82,14 @@ async fn an_unreachable_server_is_an_error_not_a_hang_or_panic() {
 
     server.stop();
     let outcome = verify(&store, key.as_key_ref(), at(1)).await;
-    assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
+    // The cause is kept, with its class.
+    let Err(Error::Store(cause)) = outcome else {
+        panic!("{outcome:?}");
+    };
+    let failure = cause
+        .downcast_ref::<RedisFailure>()
+        .expect("a Redis store's cause is a RedisFailure");
+    assert_eq!(failure.class(), FailureClass::Unreachable, "{failure}");
 
     // Back up (empty): the same store reconnects and answers again.
     server.restart().unwrap();
@@ -240,7 +248,12 @@ async fn a_namespace_must_be_a_usable_hash_tag() {
             .namespace(bad)
             .connect()
             .await;
-        assert!(matches!(refused, Err(Error::Store(_))), "{bad:?}");
+        match refused {
+            Err(Error::Config { setting, got, .. }) => {
+                assert_eq!((setting, got.as_str()), ("Redis namespace", bad));
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
     }
     // Two namespaces on one server are two separate stores.
     let tenant = |namespace| {
@@ -261,4 +274,112 @@ async fn a_namespace_must_be_a_usable_hash_tag() {
     );
     assert_eq!(tenant_b.find_by_digest(&key.digest()).await.unwrap(), None);
     assert!(tenant_b.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_corrupt_stored_record_is_an_error_naming_the_field() {
+    use std::error::Error as _;
+    let Some(server) = RedisServer::start_or_skip("a_corrupt_stored_record") else {
+        return;
+    };
+    let store = store_on(&server).await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let other = ApiKey::generate().unwrap();
+    // (field, stored text or None to delete it, what the cause says)
+    let cases = [
+        (
+            "daily_limit",
+            Some("0"),
+            Some("daily_limit must be in 1..=10000, got 0"),
+        ),
+        ("rate_limit_per_minute", Some("lots"), Some("invalid digit")),
+        ("scopes", Some("chat,admin"), Some("invalid scope")),
+        ("hint", Some("nova_0000"), Some("invalid key hint")),
+        ("owner", None, None),
+        (
+            "created_at",
+            Some("yesterday"),
+            Some("premature end of input"),
+        ),
+        (
+            "expires_at",
+            Some("2026-13-01T00:00:00Z"),
+            Some("input is out of range"),
+        ),
+        (
+            "id",
+            Some(&other.id().to_string()),
+            Some("does not match its digest"),
+        ),
+    ];
+    for (field, stored, cause) in cases {
+        let key = ApiKey::generate().unwrap();
+        store.insert(record(&key, field, at(0))).await.unwrap();
+        let record_key = format!("{{lumyx:keys}}:record:{}", key.digest().to_hex());
+        let command = match stored {
+            Some(text) => redis::cmd("HSET")
+                .arg(&record_key)
+                .arg(field)
+                .arg(text)
+                .clone(),
+            None => redis::cmd("HDEL").arg(&record_key).arg(field).clone(),
+        };
+        let _: i64 = command.query_async(&mut raw).await.unwrap();
+
+        let by_digest = store.find_by_digest(&key.digest()).await.unwrap_err();
+        let by_id = store.find_by_id(&key.id()).await.unwrap_err();
+        let listed = store.list().await.unwrap_err();
+        for err in [by_digest, by_id, listed] {
+            match &err {
+                Error::Corrupt { field: named, .. } => assert_eq!(*named, field, "{err}"),
+                other => panic!("{field}: {other:?}"),
+            }
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "a stored key record is corrupt: its `{field}` field is missing or not"
+                )),
+                "{message}"
+            );
+            match (cause, err.source()) {
+                (Some(expected), Some(source)) => {
+                    assert!(source.to_string().contains(expected), "{field}: {source}")
+                }
+                (None, None) => {}
+                (expected, source) => {
+                    panic!("{field}: expected cause {expected:?}, got {source:?}")
+                }
+            }
+        }
+        // Other keys are not affected; the store is left clean for the next case.
+        let _: i64 = redis::cmd("DEL")
+            .arg(&record_key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let _: i64 = redis::cmd("HDEL")
+            .arg("{lumyx:keys}:index")
+            .arg(key.id().to_string())
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(store.list().await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn config_errors_say_what_was_expected_and_what_came() {
+    let Some(server) = RedisServer::start_or_skip("config_errors_say_what") else {
+        return;
+    };
+    let err = RedisKeyStore::builder(url_of(&server))
+        .namespace("a{b")
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid Redis namespace: expected non-empty text without `{` or `}`, got `a{b`"
+    );
 }

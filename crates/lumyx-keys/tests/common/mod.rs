@@ -32,18 +32,26 @@ pub(crate) async fn exercise_store(store: &dyn KeyStore) {
 
     // A second insert of the same id is refused and changes nothing.
     let again = record(&key, "imposter", at(2));
-    assert_eq!(store.insert(again).await, Err(Error::Duplicate(key.id())));
+    assert!(matches!(
+        store.insert(again).await,
+        Err(Error::Duplicate(id)) if id == key.id()
+    ));
     assert_eq!(
         store.find_by_id(&key.id()).await.unwrap().unwrap().name,
         "first"
     );
 
     // A record whose id is not its digest's is refused.
-    let mut inconsistent = record(&ApiKey::generate().unwrap(), "bad", at(1));
+    let other = ApiKey::generate().unwrap();
+    let mut inconsistent = record(&other, "bad", at(1));
     inconsistent.id = key.id();
     assert!(matches!(
-        store.insert(inconsistent).await,
-        Err(Error::Store(_))
+        store.insert(inconsistent.clone()).await,
+        Err(Error::IdMismatch { id, digest_id }) if id == key.id() && digest_id == other.id()
+    ));
+    assert!(matches!(
+        store.update(inconsistent).await,
+        Err(Error::IdMismatch { .. })
     ));
 
     // Unknown keys and ids are absent, not errors.
