@@ -6,8 +6,11 @@
 //! [`source()`](std::error::Error::source), rather than flattening it into
 //! their message.
 
-use crate::KeyId;
+use chrono::{DateTime, Utc};
+
 use crate::format::KeyPrefix;
+use crate::record::rfc3339;
+use crate::{KeyId, KeyRecord};
 
 /// A cause carried by an [`Error`]: any error that can cross threads.
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -101,6 +104,21 @@ pub enum Error {
     /// store a `lumyx_redis::RedisFailure`, whose class tells these apart.
     #[error("the key store could not answer")]
     Store(#[source] Cause),
+    /// A time on a record is outside
+    /// [`KeyRecord::MIN_TIME`](crate::KeyRecord::MIN_TIME)`..=`[`KeyRecord::MAX_TIME`](crate::KeyRecord::MAX_TIME)
+    /// (0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z).
+    #[error(
+        "{field} must be from {} to {}, got {}",
+        rfc3339(&KeyRecord::MIN_TIME),
+        rfc3339(&KeyRecord::MAX_TIME),
+        rfc3339(.time)
+    )]
+    TimeOutOfRange {
+        /// The record field: `created_at`, `expires_at` or `revoked_at`.
+        field: &'static str,
+        /// The time that came.
+        time: DateTime<Utc>,
+    },
     /// A stored record cannot be read back: one of its fields is missing or
     /// malformed. The store holds data that this crate did not write.
     #[error("a stored key record is corrupt: its `{field}` field is missing or not {expected}")]

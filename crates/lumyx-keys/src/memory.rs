@@ -127,7 +127,7 @@ impl MemoryKeyStore {
 impl MemoryKeyStore {
     /// Adds a record; the twin of [`KeyStore::insert`].
     pub fn insert(&self, record: KeyRecord) -> Result<(), Error> {
-        record.check_consistent()?;
+        record.validate()?;
         let id = record.id;
         let mut shard = self.write(&id);
         if shard.contains_key(&id) {
@@ -139,7 +139,7 @@ impl MemoryKeyStore {
 
     /// Replaces the record with the same id; the twin of [`KeyStore::update`].
     pub fn update(&self, mut record: KeyRecord) -> Result<bool, Error> {
-        record.check_consistent()?;
+        record.validate()?;
         let id = record.id;
         let mut shard = self.write(&id);
         match shard.get_mut(&id) {
@@ -153,16 +153,19 @@ impl MemoryKeyStore {
     }
 
     /// Marks a key revoked; the twin of [`KeyStore::revoke`].
-    pub fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Option<Arc<KeyRecord>> {
+    pub fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
+        let at = KeyRecord::check_time("revoked_at", at)?;
         let mut shard = self.write(id);
-        let stored = shard.get_mut(id)?;
+        let Some(stored) = shard.get_mut(id) else {
+            return Ok(None);
+        };
         let revoked_at = earliest_revocation(stored.revoked_at, Some(at));
         if revoked_at != stored.revoked_at {
             let mut revoked = KeyRecord::clone(stored);
             revoked.revoked_at = revoked_at;
             *stored = Arc::new(revoked);
         }
-        Some(Arc::clone(stored))
+        Ok(Some(Arc::clone(stored)))
     }
 
     /// The record with this digest; the twin of [`KeyStore::find_by_digest`].
@@ -216,7 +219,7 @@ impl KeyStore for MemoryKeyStore {
     }
 
     async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
-        Ok(MemoryKeyStore::revoke(self, id, at))
+        MemoryKeyStore::revoke(self, id, at)
     }
 
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyRecord>>, Error> {

@@ -8,11 +8,18 @@
 //!
 //! Every write is one Lua script, so it is atomic and one round trip; reads by
 //! digest are one `HGETALL`. Nothing is cached, so a revocation is seen by the
-//! next verification of every instance. Times are stored as RFC 3339 UTC text
-//! with nine fractional digits, which keeps full precision and compares
-//! correctly as text inside the scripts. The scripts that start from an id
+//! next verification of every instance. The scripts that start from an id
 //! find the record's key through the index, so they name a key that is not in
 //! `KEYS`; it shares the namespace's hash tag, so it is in the same slot.
+//!
+//! A time is two integer fields, `<name>_secs` (seconds since the Unix
+//! epoch, negative before 1970) and `<name>_nanos` (the nanoseconds within
+//! that second), both absent when the record has no such time. Integers
+//! compare exactly in the scripts: one number of nanoseconds would not, as
+//! Lua numbers are doubles, exact only up to 2^53 (about 104 days after
+//! 1970 in nanoseconds, 285 years in microseconds), while seconds of any
+//! time a record may hold are below 2^38 and nanoseconds below 2^31. The
+//! pair keeps every time exactly, nanoseconds included.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use lumyx_redis::{RedisConnector, RedisFailure, RedisUrl, retry_if_refused};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, FromRedisValue, RedisResult, Script, ScriptInvocation};
@@ -37,33 +44,47 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], unpack(ARGV, 3))
 return 1";
 
+/// A Lua function that the scripts which revoke share: sets a record's
+/// revocation unless it is revoked at that time or earlier already. Times are
+/// compared as numbers, seconds first, then nanoseconds: both are integers
+/// below 2^53 (seconds of years 0 to 9999 are below 2^38), so a Lua number
+/// (a double) holds them exactly. The text that came is what is written, so
+/// no number is formatted back into text.
+const REVOKE_UNLESS_EARLIER: &str = r"
+local function revoke_unless_earlier(record, secs, nanos)
+  local stored = redis.call('HMGET', record, 'revoked_at_secs', 'revoked_at_nanos')
+  local stored_secs, stored_nanos = tonumber(stored[1]), tonumber(stored[2])
+  local new_secs, new_nanos = tonumber(secs), tonumber(nanos)
+  if stored_secs and stored_nanos and (stored_secs < new_secs
+      or (stored_secs == new_secs and stored_nanos <= new_nanos)) then
+    return
+  end
+  redis.call('HSET', record, 'revoked_at_secs', secs, 'revoked_at_nanos', nanos)
+end
+";
+
 /// Replaces a record whose id is indexed, keeping an earlier revocation
 /// (see `KeyStore::update`). KEYS: index, record. ARGV: id, then
 /// field/value pairs.
 const UPDATE: &str = r"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-local earlier = redis.call('HGET', KEYS[2], 'revoked_at')
+local earlier = redis.call('HMGET', KEYS[2], 'revoked_at_secs', 'revoked_at_nanos')
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], unpack(ARGV, 2))
-if earlier and earlier ~= '' then
-  local now = redis.call('HGET', KEYS[2], 'revoked_at')
-  if not now or now == '' or now > earlier then
-    redis.call('HSET', KEYS[2], 'revoked_at', earlier)
-  end
+if earlier[1] and earlier[2] then
+  revoke_unless_earlier(KEYS[2], earlier[1], earlier[2])
 end
 return 1";
 
-/// Sets `revoked_at` unless an earlier one is set, and answers the record.
-/// KEYS: index. ARGV: id, revocation time, record key prefix.
+/// Revokes a record unless it is revoked earlier, and answers the record.
+/// KEYS: index. ARGV: id, revocation seconds, revocation nanoseconds,
+/// record key prefix.
 const REVOKE: &str = r"
 local digest = redis.call('HGET', KEYS[1], ARGV[1])
 if not digest then return false end
-local record = ARGV[3] .. digest
+local record = ARGV[4] .. digest
 if redis.call('EXISTS', record) == 0 then return false end
-local earlier = redis.call('HGET', record, 'revoked_at')
-if not earlier or earlier == '' or earlier > ARGV[2] then
-  redis.call('HSET', record, 'revoked_at', ARGV[2])
-end
+revoke_unless_earlier(record, ARGV[2], ARGV[3])
 return redis.call('HGETALL', record)";
 
 /// Answers the record with an id. KEYS: index. ARGV: id, record key prefix.
@@ -133,8 +154,8 @@ impl RedisKeyStoreBuilder {
             record_key_prefix: format!("{{{namespace}}}:record:"),
             namespace,
             insert: Arc::new(Script::new(INSERT)),
-            update: Arc::new(Script::new(UPDATE)),
-            revoke: Arc::new(Script::new(REVOKE)),
+            update: Arc::new(Script::new(&[REVOKE_UNLESS_EARLIER, UPDATE].concat())),
+            revoke: Arc::new(Script::new(&[REVOKE_UNLESS_EARLIER, REVOKE].concat())),
             find_by_id: Arc::new(Script::new(FIND_BY_ID)),
         })
     }
@@ -246,7 +267,7 @@ impl RedisKeyStore {
 #[async_trait]
 impl KeyStore for RedisKeyStore {
     async fn insert(&self, record: KeyRecord) -> Result<(), Error> {
-        record.check_consistent()?;
+        record.validate()?;
         let mut invocation = self.insert.prepare_invoke();
         invocation
             .key(&self.index_key)
@@ -263,7 +284,7 @@ impl KeyStore for RedisKeyStore {
     }
 
     async fn update(&self, record: KeyRecord) -> Result<bool, Error> {
-        record.check_consistent()?;
+        record.validate()?;
         let mut invocation = self.update.prepare_invoke();
         invocation
             .key(&self.index_key)
@@ -275,11 +296,13 @@ impl KeyStore for RedisKeyStore {
     }
 
     async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
+        let at = KeyRecord::check_time("revoked_at", at)?;
         let mut invocation = self.revoke.prepare_invoke();
         invocation
             .key(&self.index_key)
             .arg(id.to_string())
-            .arg(time_text(at))
+            .arg(at.timestamp())
+            .arg(at.timestamp_subsec_nanos())
             .arg(&self.record_key_prefix);
         let fields: Option<HashMap<String, String>> = self.invoke(&invocation).await?;
         record_from_fields(fields)
@@ -331,36 +354,41 @@ impl KeyStore for RedisKeyStore {
     }
 }
 
-/// The stored form of a time: fixed-width RFC 3339 UTC, nanoseconds included,
-/// so that text order is time order.
-fn time_text(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Nanos, true)
-}
-
-fn optional_time_text(time: Option<DateTime<Utc>>) -> String {
-    time.map(time_text).unwrap_or_default()
-}
-
-/// The hash fields of a record. Empty strings stand for absent times.
+/// The hash fields of a record. A time is two fields, `<name>_secs` and
+/// `<name>_nanos`; an absent time has neither.
 fn fields_of(record: &KeyRecord) -> Vec<(&'static str, String)> {
     let scopes: Vec<&str> = record.scopes.iter().map(Scope::as_str).collect();
-    vec![
+    let mut fields = vec![
         ("id", record.id.to_string()),
         ("digest", record.digest.to_hex()),
         ("hint", record.hint.to_string()),
         ("name", record.name.clone()),
         ("owner", record.owner.clone()),
-        ("created_at", time_text(record.created_at)),
-        ("expires_at", optional_time_text(record.expires_at)),
-        ("revoked_at", optional_time_text(record.revoked_at)),
         (
             "rate_limit_per_minute",
             record.limits.rate_limit_per_minute().to_string(),
         ),
         ("daily_limit", record.limits.daily_limit().to_string()),
         ("scopes", scopes.join(",")),
-    ]
+    ];
+    let times = [
+        (CREATED_AT, Some(record.created_at)),
+        (EXPIRES_AT, record.expires_at),
+        (REVOKED_AT, record.revoked_at),
+    ];
+    for ([secs, nanos], time) in times {
+        if let Some(time) = time {
+            fields.push((secs, time.timestamp().to_string()));
+            fields.push((nanos, time.timestamp_subsec_nanos().to_string()));
+        }
+    }
+    fields
 }
+
+/// The field names of each time: seconds, nanoseconds.
+const CREATED_AT: [&str; 2] = ["created_at_secs", "created_at_nanos"];
+const EXPIRES_AT: [&str; 2] = ["expires_at_secs", "expires_at_nanos"];
+const REVOKED_AT: [&str; 2] = ["revoked_at_secs", "revoked_at_nanos"];
 
 /// A record from its hash fields; `None` for a missing (empty) hash.
 fn record_from_fields(
@@ -388,10 +416,10 @@ fn record_from_fields(
         name: stored.text("name", "text")?,
         owner: stored.text("owner", "text")?,
         created_at: stored
-            .time("created_at")?
-            .ok_or_else(|| corrupt("created_at", TIME_TEXT, None))?,
-        expires_at: stored.time("expires_at")?,
-        revoked_at: stored.time("revoked_at")?,
+            .time(CREATED_AT)?
+            .ok_or_else(|| corrupt(CREATED_AT[0], SECONDS, None))?,
+        expires_at: stored.time(EXPIRES_AT)?,
+        revoked_at: stored.time(REVOKED_AT)?,
         limits,
         scopes: stored.scopes()?,
     };
@@ -401,8 +429,9 @@ fn record_from_fields(
     Ok(Some(Arc::new(record)))
 }
 
-/// What a stored time's text must be.
-const TIME_TEXT: &str = "an RFC 3339 time";
+/// What the fields of a stored time must hold.
+const SECONDS: &str = "seconds since 1970 from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z";
+const NANOS: &str = "the nanoseconds within its second, at most 9999-12-31T23:59:59Z";
 
 fn corrupt(
     field: &'static str,
@@ -439,15 +468,22 @@ impl StoredFields {
             .map_err(|err| corrupt(field, expected, Some(Box::new(err))))
     }
 
-    /// A time, `None` when stored empty.
-    fn time(&mut self, field: &'static str) -> Result<Option<DateTime<Utc>>, Error> {
-        let text = self.text(field, TIME_TEXT)?;
-        if text.is_empty() {
+    /// A time from its two fields, `None` when neither is stored. A time
+    /// outside what a record may hold is corrupt too, so that whatever is
+    /// read back can be written again.
+    fn time(&mut self, [secs, nanos]: [&'static str; 2]) -> Result<Option<DateTime<Utc>>, Error> {
+        if !self.0.contains_key(secs) && !self.0.contains_key(nanos) {
             return Ok(None);
         }
-        DateTime::parse_from_rfc3339(&text)
-            .map(|time| Some(time.with_timezone(&Utc)))
-            .map_err(|err| corrupt(field, TIME_TEXT, Some(Box::new(err))))
+        let seconds: i64 = self.parsed(secs, SECONDS)?;
+        let nanoseconds: u32 = self.parsed(nanos, NANOS)?;
+        let held = |time: Option<DateTime<Utc>>| {
+            time.filter(|time| KeyRecord::check_time(secs, *time).is_ok())
+        };
+        held(DateTime::from_timestamp(seconds, 0)).ok_or_else(|| corrupt(secs, SECONDS, None))?;
+        let time = held(DateTime::from_timestamp(seconds, nanoseconds))
+            .ok_or_else(|| corrupt(nanos, NANOS, None))?;
+        Ok(Some(time))
     }
 
     /// The scopes, stored as their names joined by commas.

@@ -21,9 +21,10 @@ pub trait KeyStore: Send + Sync {
     /// Adds a record.
     ///
     /// # Errors
-    /// [`Error::Duplicate`] when a record with the same id is stored,
-    /// [`Error::IdMismatch`] when the record's id is not its digest's,
-    /// [`Error::Store`] when the store fails.
+    /// [`Error::Duplicate`] when a record with the same id is stored;
+    /// [`Error::IdMismatch`] or [`Error::TimeOutOfRange`] when
+    /// [`KeyRecord::validate`] refuses the record; [`Error::Store`] when the
+    /// store fails.
     async fn insert(&self, record: KeyRecord) -> Result<(), Error>;
 
     /// Replaces the stored record with the same id; `false` when there is none.
@@ -34,34 +35,38 @@ pub trait KeyStore: Send + Sync {
     /// by another instance cannot bring a revoked key back.
     ///
     /// # Errors
-    /// [`Error::IdMismatch`] when the record's id is not its digest's,
-    /// [`Error::Store`] when the store fails.
+    /// [`Error::IdMismatch`] or [`Error::TimeOutOfRange`] when
+    /// [`KeyRecord::validate`] refuses the record; [`Error::Store`] when the
+    /// store fails.
     async fn update(&self, record: KeyRecord) -> Result<bool, Error>;
 
     /// Marks the key revoked from `at` on, unless it was revoked earlier, and
     /// answers the record as it is now; `None` when the id is unknown.
     ///
     /// # Errors
-    /// [`Error::Store`] when the store fails, [`Error::Corrupt`] when the
-    /// stored record cannot be read back.
+    /// [`Error::TimeOutOfRange`] when `at` is outside what a record holds
+    /// (see [`KeyRecord::check_time`]); [`Error::Store`] when the store
+    /// fails; [`Error::Corrupt`] when the stored record cannot be read back.
     async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error>;
 
     /// The record of the key with this digest, the lookup of every request.
     ///
     /// # Errors
-    /// As [`KeyStore::revoke`].
+    /// [`Error::Store`] when the store fails; [`Error::Corrupt`] when the
+    /// stored record cannot be read back.
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyRecord>>, Error>;
 
     /// The record with this public id.
     ///
     /// # Errors
-    /// As [`KeyStore::revoke`].
+    /// As [`KeyStore::find_by_digest`].
     async fn find_by_id(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error>;
 
     /// Every record, oldest first (ties broken by id).
     ///
     /// # Errors
-    /// As [`KeyStore::revoke`]: one corrupt record fails the whole list.
+    /// As [`KeyStore::find_by_digest`]: one corrupt record fails the whole
+    /// list.
     async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, Error>;
 }
 

@@ -8,13 +8,23 @@ use std::thread;
 
 use lumyx_keys::{ApiKey, KeyStore, MemoryKeyStore, Verification};
 
-use common::{at, exercise_store, record};
+use common::{at, exercise_extreme_times, exercise_store, exercise_time_bounds, record};
 
 #[tokio::test]
 async fn memory_store_keeps_the_store_contract() {
     let store = MemoryKeyStore::new();
     exercise_store(&store).await;
     assert_eq!(store.len(), 3);
+}
+
+#[tokio::test]
+async fn memory_store_keeps_times_up_to_the_bound_and_refuses_later_ones() {
+    exercise_time_bounds(&MemoryKeyStore::new()).await;
+}
+
+#[tokio::test]
+async fn memory_store_keeps_extreme_times_exactly_and_in_order() {
+    exercise_extreme_times(&MemoryKeyStore::new()).await;
 }
 
 #[test]
@@ -64,7 +74,7 @@ fn concurrent_writers_and_readers_lose_nothing() {
                     );
                 }
                 for key in keys.iter().step_by(2) {
-                    store.revoke(&key.id(), at(2)).unwrap();
+                    store.revoke(&key.id(), at(2)).unwrap().unwrap();
                 }
                 keys
             })
@@ -118,7 +128,7 @@ async fn the_sync_twins_and_the_trait_see_the_same_records() {
     assert_eq!(revoked, store.find_by_id(&key.id()));
     assert_eq!(store.find_by_id(&key.id()).unwrap().revoked_at, Some(at(1)));
     assert_eq!(
-        store.revoke(&key.id(), at(2)).unwrap().revoked_at,
+        store.revoke(&key.id(), at(2)).unwrap().unwrap().revoked_at,
         Some(at(1))
     );
     assert!(matches!(
