@@ -1,4 +1,4 @@
-//! The key format of SPEC §1.1 and §1.2: prefix, random part, CRC-32.
+//! The key format: prefix, random part, CRC-32; minting and parsing.
 //!
 //! A key is 64 ASCII bytes: a prefix such as `nova_`, lowercase hex digits from
 //! the operating system's CSPRNG, and 8 lowercase hex digits of the CRC-32
@@ -78,7 +78,8 @@ impl KeyPrefix {
     /// The prefix of Lumyx AI's keys.
     pub const NOVA: KeyPrefix = KeyPrefix::from_valid(b"nova_");
 
-    /// Checks `prefix` against SPEC §1.1.
+    /// Checks `prefix`: 2 to 16 characters of `[a-z][a-z0-9]*_`, short
+    /// enough to leave at least 32 random hex digits (128 bits) in a key.
     pub fn new(prefix: &str) -> Result<KeyPrefix, Error> {
         let refuse = |reason| Error::InvalidPrefix {
             prefix: prefix.to_owned(),
@@ -197,8 +198,9 @@ impl KeyFormat {
         prefix: KeyPrefix::NOVA,
     };
 
-    /// A format with a custom prefix, checked as SPEC §1.1 says: 2 to 16
-    /// characters of `[a-z][a-z0-9]*_`.
+    /// A format with a custom prefix: 2 to 16 characters of
+    /// `[a-z][a-z0-9]*_`. Keys stay 64 characters long, so a longer prefix
+    /// leaves fewer random digits, never fewer than 32 (128 bits).
     pub fn new(prefix: &str) -> Result<KeyFormat, Error> {
         Ok(KeyFormat {
             prefix: KeyPrefix::new(prefix)?,
@@ -261,8 +263,10 @@ impl KeyFormat {
         Ok(key)
     }
 
-    /// Parses `text` as SPEC §1.2 says, without allocating: length, prefix,
-    /// character set, checksum, stopping at the first failure.
+    /// Parses `text` without allocating. It checks, in this order, the length
+    /// (64 bytes), the prefix, the characters (lowercase hex digits only;
+    /// uppercase is refused as not canonical) and the checksum, and stops at
+    /// the first failure, so garbage is refused before anything is hashed.
     ///
     /// # Errors
     /// [`Error::Length`], [`Error::Prefix`], [`Error::Character`] or

@@ -122,8 +122,8 @@ impl MemoryKeyStore {
 ///
 /// Each has the name of the trait method it mirrors and does the same
 /// without awaiting: on a `MemoryKeyStore` these are called, through the
-/// trait (`&dyn KeyStore`, a generic `S: KeyStore`) the async ones. Where the
-/// store itself cannot fail they answer without a `Result`.
+/// trait (`&dyn KeyStore`, a generic `S: KeyStore`) the async ones. The
+/// lookups, which cannot fail in memory, answer without a `Result`.
 impl MemoryKeyStore {
     /// Adds a record; the twin of [`KeyStore::insert`].
     pub fn insert(&self, record: KeyRecord) -> Result<(), Error> {

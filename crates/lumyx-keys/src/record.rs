@@ -1,4 +1,4 @@
-//! What a store keeps of a key (SPEC §1.4): never the key, only its digest,
+//! What a store keeps of a key: never the key, only its digest,
 //! its public id and hint, and the settings that govern it.
 //!
 //! Every time on a record lies between [`KeyRecord::MIN_TIME`] and
@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{ApiKeyRef, Error, KeyDigest, KeyHint, KeyId};
 
-/// An endpoint group a key may call (SPEC §1.4).
+/// An endpoint group a key may call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
@@ -199,7 +199,8 @@ pub struct KeyRecord {
     /// From when on the key is refused as revoked, if ever.
     #[serde(default, deserialize_with = "bounded::revoked_at")]
     pub revoked_at: Option<DateTime<Utc>>,
-    /// The key's limits (SPEC §2), validated; serialized as the two fields
+    /// The key's limits, requests per minute (1 to 1000) and per UTC day
+    /// (1 to 10000), validated; serialized as the two fields
     /// `rate_limit_per_minute` and `daily_limit`, which default to 60 and 1000.
     #[serde(flatten)]
     pub limits: Limits,

@@ -225,9 +225,9 @@ impl RedisKeyStore {
     /// The default of [`RedisKeyStoreBuilder::namespace`].
     pub const DEFAULT_NAMESPACE: &'static str = "lumyx:keys";
 
-    /// The default of [`RedisKeyStoreBuilder::timeout`]: 1 s, longer than
-    /// the limiter's, since a request waits for its key's record before
-    /// anything else can happen.
+    /// The default of [`RedisKeyStoreBuilder::timeout`]: 1 s. It is longer
+    /// than the rate limiter's 250 ms because a limiter can decide locally
+    /// while Redis is slow, and a key lookup has nowhere else to go.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
     /// A builder of a store on the Redis server at `url`, with the defaults.

@@ -76,13 +76,16 @@ pub trait KeyStore: Send + Sync {
 /// could not answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verification {
-    /// The key is known and active (SPEC §4: go on to the limits).
+    /// The key is known and active: a server goes on to check its scope and
+    /// its rate limits.
     Valid(Arc<KeyRecord>),
-    /// No record has this key's digest (SPEC §4: 401 `invalid_api_key`).
+    /// No record has this key's digest: a server answers 401
+    /// (`invalid_api_key`, as for a key that does not parse).
     Unknown,
-    /// The key's record expired (SPEC §4: 403 `api_key_expired`).
+    /// The key's record expired: a server answers 403 (`api_key_expired`).
     Expired(Arc<KeyRecord>),
-    /// The key's record was revoked (SPEC §4: 403 `api_key_revoked`).
+    /// The key's record was revoked: a server answers 403
+    /// (`api_key_revoked`).
     Revoked(Arc<KeyRecord>),
 }
 
