@@ -121,7 +121,7 @@ fn verify_hit_in_a_million(c: &mut Criterion) {
     for i in 0..STORE_SIZE {
         let key = ApiKey::generate().unwrap();
         store
-            .insert_record(KeyRecord::new(
+            .insert(KeyRecord::new(
                 key.as_key_ref(),
                 "bench",
                 "acct_bench",

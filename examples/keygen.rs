@@ -70,7 +70,11 @@ fn main() -> ExitCode {
         let key = match options.format.generate() {
             Ok(key) => key,
             Err(err) => {
-                eprintln!("keygen: {err}");
+                // The operating system's own error is the cause.
+                match std::error::Error::source(&err) {
+                    Some(cause) => eprintln!("keygen: {err}: {cause}"),
+                    None => eprintln!("keygen: {err}"),
+                }
                 return ExitCode::FAILURE;
             }
         };

@@ -1,4 +1,5 @@
-//! The SHA-256 digest that stores keep instead of the key (SPEC §1.3).
+//! The SHA-256 digest that stores keep instead of the key, which is never
+//! stored.
 //!
 //! Keys carry 204 bits of entropy, so a fast unsalted hash is right: nobody can
 //! search that space, and lookups by digest stay a single hash away.

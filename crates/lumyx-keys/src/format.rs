@@ -1,4 +1,4 @@
-//! The key format of SPEC §1.1 and §1.2: prefix, random part, CRC-32.
+//! The key format: prefix, random part, CRC-32; minting and parsing.
 //!
 //! A key is 64 ASCII bytes: a prefix such as `nova_`, lowercase hex digits from
 //! the operating system's CSPRNG, and 8 lowercase hex digits of the CRC-32
@@ -78,7 +78,8 @@ impl KeyPrefix {
     /// The prefix of Lumyx AI's keys.
     pub const NOVA: KeyPrefix = KeyPrefix::from_valid(b"nova_");
 
-    /// Checks `prefix` against SPEC §1.1.
+    /// Checks `prefix`: 2 to 16 characters of `[a-z][a-z0-9]*_`, short
+    /// enough to leave at least 32 random hex digits (128 bits) in a key.
     pub fn new(prefix: &str) -> Result<KeyPrefix, Error> {
         let refuse = |reason| Error::InvalidPrefix {
             prefix: prefix.to_owned(),
@@ -197,8 +198,9 @@ impl KeyFormat {
         prefix: KeyPrefix::NOVA,
     };
 
-    /// A format with a custom prefix, checked as SPEC §1.1 says: 2 to 16
-    /// characters of `[a-z][a-z0-9]*_`.
+    /// A format with a custom prefix: 2 to 16 characters of
+    /// `[a-z][a-z0-9]*_`. Keys stay 64 characters long, so a longer prefix
+    /// leaves fewer random digits, never fewer than 32 (128 bits).
     pub fn new(prefix: &str) -> Result<KeyFormat, Error> {
         Ok(KeyFormat {
             prefix: KeyPrefix::new(prefix)?,
@@ -226,10 +228,11 @@ impl KeyFormat {
     /// Mints a key with the given cryptographically secure RNG.
     ///
     /// # Errors
-    /// [`Error::Random`] when the RNG fails.
+    /// [`Error::Random`], carrying the RNG's error, when the RNG fails.
     pub fn generate_with<R>(&self, rng: &mut R) -> Result<ApiKey, Error>
     where
         R: TryCryptoRng + ?Sized,
+        R::Error: std::error::Error + Send + Sync + 'static,
     {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let prefix_len = self.prefix.len();
@@ -244,7 +247,7 @@ impl KeyFormat {
         let mut random = zeroize::Zeroizing::new([0u8; KEY_LEN / 2]);
         let random = &mut random[..random_len.div_ceil(2)];
         rng.try_fill_bytes(random)
-            .map_err(|err| Error::Random(err.to_string()))?;
+            .map_err(|err| Error::Random(Box::new(err)))?;
         let digits = &mut bytes[prefix_len..prefix_len + random_len];
         for (i, digit) in digits.iter_mut().enumerate() {
             let byte = random[i / 2];
@@ -260,8 +263,10 @@ impl KeyFormat {
         Ok(key)
     }
 
-    /// Parses `text` as SPEC §1.2 says, without allocating: length, prefix,
-    /// character set, checksum, stopping at the first failure.
+    /// Parses `text` without allocating. It checks, in this order, the length
+    /// (64 bytes), the prefix, the characters (lowercase hex digits only;
+    /// uppercase is refused as not canonical) and the checksum, and stops at
+    /// the first failure, so garbage is refused before anything is hashed.
     ///
     /// # Errors
     /// [`Error::Length`], [`Error::Prefix`], [`Error::Character`] or

@@ -14,7 +14,8 @@ const TAIL_DIGITS: usize = 4;
 const ELLIPSIS: &str = "…";
 
 /// The hint of a key: its prefix, the first 4 random digits, `…`, and the
-/// last 4 digits, such as `nova_0123…6dce` (SPEC §1.1).
+/// last 4 digits, such as `nova_0123…6dce`: what management APIs, logs and
+/// dashboards show of a key.
 ///
 /// It shows 4 random digits and the checksum's last 4; at least 36 random
 /// digits stay hidden, and the shown checksum digits give away 16 bits of

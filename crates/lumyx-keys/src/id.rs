@@ -63,20 +63,20 @@ impl FromStr for KeyId {
 
     /// Reads `key_` and 16 lowercase hex digits.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let invalid = Error::Text {
+        let invalid = || Error::Text {
             what: "key id",
             expected: "`key_` and 16 lowercase hex digits",
         };
-        let digits = text.strip_prefix(KeyId::PREFIX).ok_or(invalid.clone())?;
+        let digits = text.strip_prefix(KeyId::PREFIX).ok_or_else(invalid)?;
         if digits.len() != 16
             || !digits
                 .bytes()
                 .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         {
-            return Err(invalid);
+            return Err(invalid());
         }
         let mut bytes = [0u8; 8];
-        hex::decode_to_slice(digits, &mut bytes).map_err(|_| invalid)?;
+        hex::decode_to_slice(digits, &mut bytes).map_err(|_| invalid())?;
         Ok(KeyId(bytes))
     }
 }

@@ -1,8 +1,8 @@
 //! The parsed key: a borrowed view for the hot path and an owned secret.
 //!
 //! Neither type shows the key through `Debug` or `Display`: both print the
-//! hint (SPEC §1.3). The canonical text, which parsing reads back, is reached
-//! only through `expose_secret()`.
+//! hint, so a key never reaches a log by accident. The canonical text, which
+//! parsing reads back, is reached only through `expose_secret()`.
 
 use std::fmt;
 use std::str::FromStr;

@@ -27,11 +27,16 @@ pub use id::KeyId;
 pub use key::{ApiKey, ApiKeyRef};
 /// The limits a record carries, from `lumyx-ratelimit`, which enforces them.
 pub use lumyx_ratelimit::Limits;
+/// The Redis URL a [`RedisKeyStore`] is built from, from `lumyx-redis`: its
+/// `Display` and `Debug` never show the password.
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use lumyx_redis::RedisUrl;
 pub use memory::MemoryKeyStore;
 pub use record::{KeyRecord, KeyStatus, Scope, Scopes};
 pub use redact::{REDACT_MIN_RUN, redact};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::RedisKeyStore;
+pub use redis::{RedisKeyStore, RedisKeyStoreBuilder};
 pub use scan::{Finding, Findings, Scanner};
 pub use store::{KeyStore, Verification, verify};

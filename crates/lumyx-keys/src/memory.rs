@@ -6,6 +6,7 @@
 //! record, then compares the whole digest in constant time.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -31,16 +32,26 @@ type Shard = HashMap<KeyId, Arc<KeyRecord>, BuildHasherDefault<KeyIdHasher>>;
 ///
 /// let store = MemoryKeyStore::new();
 /// let key = ApiKey::generate()?;
-/// store.insert_record(KeyRecord::new(key.as_key_ref(), "demo", "acct_1", Utc::now()))?;
+/// store.insert(KeyRecord::new(key.as_key_ref(), "demo", "acct_1", Utc::now()))?;
 ///
 /// assert!(matches!(store.verify(key.as_key_ref(), Utc::now()), Verification::Valid(_)));
 /// let other = ApiKey::generate()?;
 /// assert_eq!(store.verify(other.as_key_ref(), Utc::now()), Verification::Unknown);
 /// # Ok::<(), lumyx_keys::Error>(())
 /// ```
-#[derive(Debug)]
+///
+/// `Debug` shows how many records the store holds, not the records.
 pub struct MemoryKeyStore {
     shards: Box<[RwLock<Shard>]>,
+}
+
+impl fmt::Debug for MemoryKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A store may hold millions of records: a log line gets the count.
+        f.debug_struct("MemoryKeyStore")
+            .field("records", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for MemoryKeyStore {
@@ -105,10 +116,18 @@ impl MemoryKeyStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
 
-    /// Adds a record; see [`KeyStore::insert`].
-    pub fn insert_record(&self, record: KeyRecord) -> Result<(), Error> {
-        record.check_consistent()?;
+/// # Synchronous twins of the [`KeyStore`] methods
+///
+/// Each has the name of the trait method it mirrors and does the same
+/// without awaiting: on a `MemoryKeyStore` these are called, through the
+/// trait (`&dyn KeyStore`, a generic `S: KeyStore`) the async ones. The
+/// lookups, which cannot fail in memory, answer without a `Result`.
+impl MemoryKeyStore {
+    /// Adds a record; the twin of [`KeyStore::insert`].
+    pub fn insert(&self, record: KeyRecord) -> Result<(), Error> {
+        record.validate()?;
         let id = record.id;
         let mut shard = self.write(&id);
         if shard.contains_key(&id) {
@@ -118,9 +137,9 @@ impl MemoryKeyStore {
         Ok(())
     }
 
-    /// Replaces the record with the same id; see [`KeyStore::update`].
-    pub fn update_record(&self, mut record: KeyRecord) -> Result<bool, Error> {
-        record.check_consistent()?;
+    /// Replaces the record with the same id; the twin of [`KeyStore::update`].
+    pub fn update(&self, mut record: KeyRecord) -> Result<bool, Error> {
+        record.validate()?;
         let id = record.id;
         let mut shard = self.write(&id);
         match shard.get_mut(&id) {
@@ -133,22 +152,25 @@ impl MemoryKeyStore {
         }
     }
 
-    /// Marks a key revoked; see [`KeyStore::revoke`].
-    pub fn revoke_record(&self, id: &KeyId, at: DateTime<Utc>) -> Option<Arc<KeyRecord>> {
+    /// Marks a key revoked; the twin of [`KeyStore::revoke`].
+    pub fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
+        let at = KeyRecord::check_time("revoked_at", at)?;
         let mut shard = self.write(id);
-        let stored = shard.get_mut(id)?;
+        let Some(stored) = shard.get_mut(id) else {
+            return Ok(None);
+        };
         let revoked_at = earliest_revocation(stored.revoked_at, Some(at));
         if revoked_at != stored.revoked_at {
             let mut revoked = KeyRecord::clone(stored);
             revoked.revoked_at = revoked_at;
             *stored = Arc::new(revoked);
         }
-        Some(Arc::clone(stored))
+        Ok(Some(Arc::clone(stored)))
     }
 
-    /// The record with this digest.
+    /// The record with this digest; the twin of [`KeyStore::find_by_digest`].
     #[inline]
-    pub fn get_by_digest(&self, digest: &KeyDigest) -> Option<Arc<KeyRecord>> {
+    pub fn find_by_digest(&self, digest: &KeyDigest) -> Option<Arc<KeyRecord>> {
         let id = digest.id();
         let shard = self.read(&id);
         shard
@@ -157,20 +179,22 @@ impl MemoryKeyStore {
             .cloned()
     }
 
-    /// The record with this id.
-    pub fn get_by_id(&self, id: &KeyId) -> Option<Arc<KeyRecord>> {
+    /// The record with this id; the twin of [`KeyStore::find_by_id`].
+    pub fn find_by_id(&self, id: &KeyId) -> Option<Arc<KeyRecord>> {
         self.read(id).get(id).cloned()
     }
 
     /// Verifies a parsed key at `now`, synchronously: the hot path of a
-    /// single-instance server.
+    /// single-instance server, and the twin of the free function
+    /// [`verify`](crate::verify) on this store.
     #[inline]
     pub fn verify(&self, key: ApiKeyRef<'_>, now: DateTime<Utc>) -> Verification {
-        Verification::of(self.get_by_digest(&key.digest()), now)
+        Verification::of(self.find_by_digest(&key.digest()), now)
     }
 
-    /// Every record, oldest first (ties broken by id).
-    pub fn records(&self) -> Vec<Arc<KeyRecord>> {
+    /// Every record, oldest first (ties broken by id); the twin of
+    /// [`KeyStore::list`].
+    pub fn list(&self) -> Vec<Arc<KeyRecord>> {
         let mut records: Vec<_> = self
             .shards
             .iter()
@@ -187,27 +211,27 @@ impl MemoryKeyStore {
 #[async_trait]
 impl KeyStore for MemoryKeyStore {
     async fn insert(&self, record: KeyRecord) -> Result<(), Error> {
-        self.insert_record(record)
+        MemoryKeyStore::insert(self, record)
     }
 
     async fn update(&self, record: KeyRecord) -> Result<bool, Error> {
-        self.update_record(record)
+        MemoryKeyStore::update(self, record)
     }
 
     async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
-        Ok(self.revoke_record(id, at))
+        MemoryKeyStore::revoke(self, id, at)
     }
 
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyRecord>>, Error> {
-        Ok(self.get_by_digest(digest))
+        Ok(MemoryKeyStore::find_by_digest(self, digest))
     }
 
     async fn find_by_id(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error> {
-        Ok(self.get_by_id(id))
+        Ok(MemoryKeyStore::find_by_id(self, id))
     }
 
     async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, Error> {
-        Ok(self.records())
+        Ok(MemoryKeyStore::list(self))
     }
 }
 

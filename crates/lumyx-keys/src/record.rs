@@ -1,16 +1,20 @@
-//! What a store keeps of a key (SPEC §1.4): never the key, only its digest,
+//! What a store keeps of a key: never the key, only its digest,
 //! its public id and hint, and the settings that govern it.
+//!
+//! Every time on a record lies between [`KeyRecord::MIN_TIME`] and
+//! [`KeyRecord::MAX_TIME`], checked by every store before it writes and by
+//! deserialization, so that whatever a store accepted it can read back.
 
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use lumyx_ratelimit::Limits;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{ApiKeyRef, Error, KeyDigest, KeyHint, KeyId};
 
-/// An endpoint group a key may call (SPEC §1.4).
+/// An endpoint group a key may call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
@@ -156,7 +160,10 @@ impl From<Scopes> for Vec<Scope> {
 /// What a store keeps of a key: its digest, public id and hint, and settings.
 ///
 /// Build one with [`KeyRecord::new`], which derives `id`, `digest` and `hint`
-/// from the key; stores refuse a record whose id is not its digest's.
+/// from the key. Stores refuse a record that [`KeyRecord::validate`]
+/// refuses: one whose id is not its digest's, or with a time outside
+/// [`KeyRecord::MIN_TIME`]`..=`[`KeyRecord::MAX_TIME`] (deserialization
+/// refuses such times too).
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
@@ -184,14 +191,16 @@ pub struct KeyRecord {
     /// The account that owns the key.
     pub owner: String,
     /// When the key was minted.
+    #[serde(deserialize_with = "bounded::created_at")]
     pub created_at: DateTime<Utc>,
     /// From when on the key is refused as expired, if ever.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded::expires_at")]
     pub expires_at: Option<DateTime<Utc>>,
     /// From when on the key is refused as revoked, if ever.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded::revoked_at")]
     pub revoked_at: Option<DateTime<Utc>>,
-    /// The key's limits (SPEC §2), validated; serialized as the two fields
+    /// The key's limits, requests per minute (1 to 1000) and per UTC day
+    /// (1 to 10000), validated; serialized as the two fields
     /// `rate_limit_per_minute` and `daily_limit`, which default to 60 and 1000.
     #[serde(flatten)]
     pub limits: Limits,
@@ -213,6 +222,21 @@ pub enum KeyStatus {
 }
 
 impl KeyRecord {
+    /// The earliest time a record may hold: 0000-01-01T00:00:00Z, the first
+    /// instant RFC 3339 can write, so that a record's JSON reads back in any
+    /// language.
+    pub const MIN_TIME: DateTime<Utc> = match DateTime::from_timestamp(-62_167_219_200, 0) {
+        Some(time) => time,
+        None => panic!("year 0 is within chrono's range"),
+    };
+
+    /// The latest time a record may hold: 9999-12-31T23:59:59Z. A key that
+    /// should never expire has no `expires_at`; a later time is refused.
+    pub const MAX_TIME: DateTime<Utc> = match DateTime::from_timestamp(253_402_300_799, 0) {
+        Some(time) => time,
+        None => panic!("year 9999 is within chrono's range"),
+    };
+
     /// A record of `key` with default limits and all scopes, never expiring.
     pub fn new(
         key: ApiKeyRef<'_>,
@@ -266,16 +290,131 @@ impl KeyRecord {
         }
     }
 
+    /// Checks what every store checks before it writes a record: that `id`
+    /// is derived from `digest`, and that every time lies within
+    /// [`KeyRecord::MIN_TIME`]`..=`[`KeyRecord::MAX_TIME`].
+    ///
+    /// ```
+    /// use chrono::{Duration, TimeZone, Utc};
+    /// use lumyx_keys::{ApiKey, Error, KeyRecord};
+    ///
+    /// let key = ApiKey::generate()?;
+    /// let created = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    /// let record = KeyRecord::new(key.as_key_ref(), "ci", "acct_1", created);
+    /// assert!(record.clone().with_expiry(KeyRecord::MAX_TIME).validate().is_ok());
+    ///
+    /// let too_late = record.with_expiry(KeyRecord::MAX_TIME + Duration::seconds(1));
+    /// let err = too_late.validate().unwrap_err();
+    /// assert!(matches!(err, Error::TimeOutOfRange { field: "expires_at", .. }));
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "expires_at must be from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z, \
+    ///      got +10000-01-01T00:00:00Z"
+    /// );
+    /// # Ok::<(), lumyx_keys::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::IdMismatch`] or [`Error::TimeOutOfRange`].
+    pub fn validate(&self) -> Result<(), Error> {
+        self.check_consistent()?;
+        KeyRecord::check_time("created_at", self.created_at)?;
+        if let Some(expires_at) = self.expires_at {
+            KeyRecord::check_time("expires_at", expires_at)?;
+        }
+        if let Some(revoked_at) = self.revoked_at {
+            KeyRecord::check_time("revoked_at", revoked_at)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that `time`, meant for the record field `field`, lies within
+    /// [`KeyRecord::MIN_TIME`]`..=`[`KeyRecord::MAX_TIME`]: what stores check
+    /// of a revocation time, and what an API can check of an expiry it is
+    /// given.
+    ///
+    /// # Errors
+    /// [`Error::TimeOutOfRange`] naming `field`.
+    pub fn check_time(field: &'static str, time: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {
+        if (KeyRecord::MIN_TIME..=KeyRecord::MAX_TIME).contains(&time) {
+            Ok(time)
+        } else {
+            Err(Error::TimeOutOfRange { field, time })
+        }
+    }
+
     /// Checks that `id` is derived from `digest`, as stores require.
     pub(crate) fn check_consistent(&self) -> Result<(), Error> {
-        if self.digest.id() == self.id {
+        let digest_id = self.digest.id();
+        if digest_id == self.id {
             Ok(())
         } else {
-            Err(Error::Store(format!(
-                "record {} does not match its digest, whose id is {}",
-                self.id,
-                self.digest.id()
-            )))
+            Err(Error::IdMismatch {
+                id: self.id,
+                digest_id,
+            })
         }
+    }
+}
+
+/// A time as RFC 3339 text, as error messages show it.
+pub(crate) fn rfc3339(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Deserialization of the record's times, refusing those outside
+/// [`KeyRecord::MIN_TIME`]`..=`[`KeyRecord::MAX_TIME`] with an error naming
+/// the field.
+mod bounded {
+    use super::*;
+
+    fn time<'de, D: Deserializer<'de>>(
+        field: &'static str,
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<DateTime<Utc>>::deserialize(deserializer)?
+            .map(|time| KeyRecord::check_time(field, time))
+            .transpose()
+            .map_err(serde::de::Error::custom)
+    }
+
+    pub(super) fn created_at<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        time("created_at", deserializer)?
+            .ok_or_else(|| serde::de::Error::custom("created_at must be a time, got null"))
+    }
+
+    pub(super) fn expires_at<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        time("expires_at", deserializer)
+    }
+
+    pub(super) fn revoked_at<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        time("revoked_at", deserializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn the_bounds_are_the_first_and_last_seconds_of_four_digit_years() {
+        assert_eq!(
+            KeyRecord::MIN_TIME,
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap()
+        );
+        assert_eq!(
+            KeyRecord::MAX_TIME,
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap()
+        );
+        assert_eq!(rfc3339(&KeyRecord::MIN_TIME), "0000-01-01T00:00:00Z");
+        assert_eq!(rfc3339(&KeyRecord::MAX_TIME), "9999-12-31T23:59:59Z");
     }
 }

@@ -8,26 +8,33 @@
 //!
 //! Every write is one Lua script, so it is atomic and one round trip; reads by
 //! digest are one `HGETALL`. Nothing is cached, so a revocation is seen by the
-//! next verification of every instance. Times are stored as RFC 3339 UTC text
-//! with nine fractional digits, which keeps full precision and compares
-//! correctly as text inside the scripts. The scripts that start from an id
+//! next verification of every instance. The scripts that start from an id
 //! find the record's key through the index, so they name a key that is not in
 //! `KEYS`; it shares the namespace's hash tag, so it is in the same slot.
+//!
+//! A time is two integer fields, `<name>_secs` (seconds since the Unix
+//! epoch, negative before 1970) and `<name>_nanos` (the nanoseconds within
+//! that second), both absent when the record has no such time. Integers
+//! compare exactly in the scripts: one number of nanoseconds would not, as
+//! Lua numbers are doubles, exact only up to 2^53 (about 104 days after
+//! 1970 in nanoseconds, 285 years in microseconds), while seconds of any
+//! time a record may hold are below 2^38 and nanoseconds below 2^31. The
+//! pair keeps every time exactly, nanoseconds included.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use chrono::{DateTime, Utc};
+use lumyx_redis::{RedisConnector, RedisFailure, RedisUrl, retry_if_refused};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, FromRedisValue, RedisResult, Script, ScriptInvocation};
 
 use crate::{Error, KeyDigest, KeyId, KeyRecord, KeyStore, Limits, Scope, Scopes};
-
-/// How long a command or a connection attempt may take before it fails, so
-/// that an outage answers an error promptly instead of hanging a request.
-const TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Adds a record unless its id is indexed. KEYS: index, record.
 /// ARGV: id, digest hex, then field/value pairs.
@@ -37,33 +44,47 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], unpack(ARGV, 3))
 return 1";
 
+/// A Lua function that the scripts which revoke share: sets a record's
+/// revocation unless it is revoked at that time or earlier already. Times are
+/// compared as numbers, seconds first, then nanoseconds: both are integers
+/// below 2^53 (seconds of years 0 to 9999 are below 2^38), so a Lua number
+/// (a double) holds them exactly. The text that came is what is written, so
+/// no number is formatted back into text.
+const REVOKE_UNLESS_EARLIER: &str = r"
+local function revoke_unless_earlier(record, secs, nanos)
+  local stored = redis.call('HMGET', record, 'revoked_at_secs', 'revoked_at_nanos')
+  local stored_secs, stored_nanos = tonumber(stored[1]), tonumber(stored[2])
+  local new_secs, new_nanos = tonumber(secs), tonumber(nanos)
+  if stored_secs and stored_nanos and (stored_secs < new_secs
+      or (stored_secs == new_secs and stored_nanos <= new_nanos)) then
+    return
+  end
+  redis.call('HSET', record, 'revoked_at_secs', secs, 'revoked_at_nanos', nanos)
+end
+";
+
 /// Replaces a record whose id is indexed, keeping an earlier revocation
 /// (see `KeyStore::update`). KEYS: index, record. ARGV: id, then
 /// field/value pairs.
 const UPDATE: &str = r"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-local earlier = redis.call('HGET', KEYS[2], 'revoked_at')
+local earlier = redis.call('HMGET', KEYS[2], 'revoked_at_secs', 'revoked_at_nanos')
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], unpack(ARGV, 2))
-if earlier and earlier ~= '' then
-  local now = redis.call('HGET', KEYS[2], 'revoked_at')
-  if not now or now == '' or now > earlier then
-    redis.call('HSET', KEYS[2], 'revoked_at', earlier)
-  end
+if earlier[1] and earlier[2] then
+  revoke_unless_earlier(KEYS[2], earlier[1], earlier[2])
 end
 return 1";
 
-/// Sets `revoked_at` unless an earlier one is set, and answers the record.
-/// KEYS: index. ARGV: id, revocation time, record key prefix.
+/// Revokes a record unless it is revoked earlier, and answers the record.
+/// KEYS: index. ARGV: id, revocation seconds, revocation nanoseconds,
+/// record key prefix.
 const REVOKE: &str = r"
 local digest = redis.call('HGET', KEYS[1], ARGV[1])
 if not digest then return false end
-local record = ARGV[3] .. digest
+local record = ARGV[4] .. digest
 if redis.call('EXISTS', record) == 0 then return false end
-local earlier = redis.call('HGET', record, 'revoked_at')
-if not earlier or earlier == '' or earlier > ARGV[2] then
-  redis.call('HSET', record, 'revoked_at', ARGV[2])
-end
+revoke_unless_earlier(record, ARGV[2], ARGV[3])
 return redis.call('HGETALL', record)";
 
 /// Answers the record with an id. KEYS: index. ARGV: id, record key prefix.
@@ -72,13 +93,111 @@ local digest = redis.call('HGET', KEYS[1], ARGV[1])
 if not digest then return false end
 return redis.call('HGETALL', ARGV[2] .. digest)";
 
+/// Configures a [`RedisKeyStore`]; made by [`RedisKeyStore::builder`].
+///
+/// `Debug` shows the URL with its password replaced by `***`.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `connect` is called"]
+pub struct RedisKeyStoreBuilder {
+    connector: RedisConnector,
+    namespace: String,
+}
+
+impl RedisKeyStoreBuilder {
+    /// The longest a connection attempt, and then each reply, may take
+    /// before the call fails with an error, so that an outage answers
+    /// promptly instead of hanging a request. Default:
+    /// [`RedisKeyStore::DEFAULT_TIMEOUT`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.connector = self.connector.timeout(timeout);
+        self
+    }
+
+    /// The namespace of every Redis key of the store. Default:
+    /// [`RedisKeyStore::DEFAULT_NAMESPACE`]. It must be non-empty and hold
+    /// no `{` or `}`: it becomes the hash tag that keeps all the store's
+    /// keys in one cluster slot. Stores under different namespaces on one
+    /// server are separate.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        namespace.clone_into(&mut self.namespace);
+        self
+    }
+
+    /// Builds the store. Must run inside a Tokio runtime. It does not
+    /// contact Redis: the connection is made by the first call and remade
+    /// after every failure, so a service starts while Redis is down and its
+    /// calls answer errors until Redis is back.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the namespace is empty or holds a brace, or
+    /// when the Redis client refuses the URL's settings.
+    pub async fn connect(self) -> Result<RedisKeyStore, Error> {
+        let namespace = self.namespace;
+        if namespace.is_empty() || namespace.contains(['{', '}']) {
+            return Err(Error::Config {
+                setting: "Redis namespace",
+                expected: "non-empty text without `{` or `}`",
+                got: namespace,
+                source: None,
+            });
+        }
+        let connection = self.connector.connect_lazy().map_err(|err| Error::Config {
+            setting: "Redis URL",
+            expected: "settings the Redis client accepts",
+            got: self.connector.url().to_string(),
+            source: Some(Box::new(err)),
+        })?;
+        Ok(RedisKeyStore {
+            connection,
+            connector: self.connector,
+            index_key: format!("{{{namespace}}}:index"),
+            record_key_prefix: format!("{{{namespace}}}:record:"),
+            namespace,
+            insert: Arc::new(Script::new(INSERT)),
+            update: Arc::new(Script::new(&[REVOKE_UNLESS_EARLIER, UPDATE].concat())),
+            revoke: Arc::new(Script::new(&[REVOKE_UNLESS_EARLIER, REVOKE].concat())),
+            find_by_id: Arc::new(Script::new(FIND_BY_ID)),
+        })
+    }
+}
+
 /// A key store in Redis; see the module docs for the layout.
 ///
-/// Cloning is cheap: clones share one multiplexed, self-reconnecting
-/// connection.
+/// Built with [`RedisKeyStore::builder`], as `lumyx-ratelimit`'s
+/// `RedisLimiter` is. The connection is made by the first call, not by
+/// `connect`. A call is sent again only when the connection was refused (so
+/// nothing was sent); any other failure (a dropped connection, a timeout) is
+/// an error, since Redis may have run a write whose reply was lost. Cloning
+/// is cheap: clones share one multiplexed, self-reconnecting connection.
+///
+/// `Debug` shows the URL with its password replaced by `***`.
+///
+/// ```
+/// use std::time::Duration;
+/// use chrono::Utc;
+/// use lumyx_keys::{ApiKey, KeyRecord, KeyStore, RedisKeyStore, verify};
+///
+/// # let Some(server) = lumyx_test_support::RedisServer::start_or_skip("doc") else { return Ok(()) };
+/// # let url = server.url();
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// // url = "redis://127.0.0.1:6379/"
+/// let store = RedisKeyStore::builder(url.parse()?)
+///     .timeout(Duration::from_millis(500))
+///     .namespace("lumyx:keys")
+///     .connect()
+///     .await?;
+/// let key = ApiKey::generate()?;
+/// store.insert(KeyRecord::new(key.as_key_ref(), "ci", "acct_1", Utc::now())).await?;
+/// assert!(verify(&store, key.as_key_ref(), Utc::now()).await?.valid_record().is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct RedisKeyStore {
     connection: ConnectionManager,
+    connector: RedisConnector,
+    namespace: String,
     index_key: String,
     record_key_prefix: String,
     insert: Arc<Script>,
@@ -87,76 +206,76 @@ pub struct RedisKeyStore {
     find_by_id: Arc<Script>,
 }
 
-impl std::fmt::Debug for RedisKeyStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for RedisKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisKeyStore")
-            .field("index_key", &self.index_key)
+            .field("url", self.connector.url())
+            .field("timeout", &self.connector.timeout_value())
+            .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
 }
 
+/// A failed call, kept as the cause of [`Error::Store`] with its class.
 fn store_error(err: redis::RedisError) -> Error {
-    Error::Store(err.to_string())
+    Error::Store(Box::new(RedisFailure::from(err)))
 }
 
 impl RedisKeyStore {
-    /// The namespace of [`RedisKeyStore::connect`].
+    /// The default of [`RedisKeyStoreBuilder::namespace`].
     pub const DEFAULT_NAMESPACE: &'static str = "lumyx:keys";
 
-    /// Connects to `url` (`redis://host:port/db`) with the default namespace.
-    pub async fn connect(url: &str) -> Result<RedisKeyStore, Error> {
-        let client = redis::Client::open(url).map_err(store_error)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(store_error)?;
-        RedisKeyStore::new(connection, RedisKeyStore::DEFAULT_NAMESPACE)
-    }
+    /// The default of [`RedisKeyStoreBuilder::timeout`]: 1 s. It is longer
+    /// than the rate limiter's 250 ms because a limiter can decide locally
+    /// while Redis is slow, and a key lookup has nowhere else to go.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
-    /// A store on an existing connection, under `namespace`.
-    ///
-    /// # Errors
-    /// [`Error::Store`] when the namespace is empty or holds `{` or `}`: it
-    /// becomes the hash tag that keeps a store's keys in one cluster slot.
-    pub fn new(connection: ConnectionManager, namespace: &str) -> Result<RedisKeyStore, Error> {
-        if namespace.is_empty() || namespace.contains(['{', '}']) {
-            return Err(Error::Store(format!(
-                "a Redis namespace is non-empty text without braces, got `{namespace}`"
-            )));
+    /// A builder of a store on the Redis server at `url`, with the defaults.
+    pub fn builder(url: RedisUrl) -> RedisKeyStoreBuilder {
+        RedisKeyStoreBuilder {
+            connector: RedisConnector::new(url).timeout(RedisKeyStore::DEFAULT_TIMEOUT),
+            namespace: RedisKeyStore::DEFAULT_NAMESPACE.to_owned(),
         }
-        Ok(RedisKeyStore {
-            connection,
-            index_key: format!("{{{namespace}}}:index"),
-            record_key_prefix: format!("{{{namespace}}}:record:"),
-            insert: Arc::new(Script::new(INSERT)),
-            update: Arc::new(Script::new(UPDATE)),
-            revoke: Arc::new(Script::new(REVOKE)),
-            find_by_id: Arc::new(Script::new(FIND_BY_ID)),
-        })
     }
 
     fn record_key(&self, digest: &KeyDigest) -> String {
         format!("{}{}", self.record_key_prefix, digest.to_hex())
+    }
+
+    /// Runs a script through [`RedisKeyStore::send`].
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, Error> {
+        self.send(|mut connection| async move { invocation.invoke_async(&mut connection).await })
+            .await
+    }
+
+    /// Sends `call` on the shared connection; once more only when the
+    /// connection was refused.
+    async fn send<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        retry_if_refused(|| call(self.connection.clone()))
+            .await
+            .map_err(store_error)
     }
 }
 
 #[async_trait]
 impl KeyStore for RedisKeyStore {
     async fn insert(&self, record: KeyRecord) -> Result<(), Error> {
-        record.check_consistent()?;
-        let inserted: i64 = self
-            .insert
+        record.validate()?;
+        let mut invocation = self.insert.prepare_invoke();
+        invocation
             .key(&self.index_key)
             .key(self.record_key(&record.digest))
             .arg(record.id.to_string())
             .arg(record.digest.to_hex())
-            .arg(fields_of(&record))
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(store_error)?;
+            .arg(fields_of(&record));
+        let inserted: i64 = self.invoke(&invocation).await?;
         if inserted == 1 {
             Ok(())
         } else {
@@ -165,62 +284,55 @@ impl KeyStore for RedisKeyStore {
     }
 
     async fn update(&self, record: KeyRecord) -> Result<bool, Error> {
-        record.check_consistent()?;
-        let updated: i64 = self
-            .update
+        record.validate()?;
+        let mut invocation = self.update.prepare_invoke();
+        invocation
             .key(&self.index_key)
             .key(self.record_key(&record.digest))
             .arg(record.id.to_string())
-            .arg(fields_of(&record))
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(store_error)?;
+            .arg(fields_of(&record));
+        let updated: i64 = self.invoke(&invocation).await?;
         Ok(updated == 1)
     }
 
     async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
-        let fields: Option<HashMap<String, String>> = self
-            .revoke
+        let at = KeyRecord::check_time("revoked_at", at)?;
+        let mut invocation = self.revoke.prepare_invoke();
+        invocation
             .key(&self.index_key)
             .arg(id.to_string())
-            .arg(time_text(at))
-            .arg(&self.record_key_prefix)
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(store_error)?;
+            .arg(at.timestamp())
+            .arg(at.timestamp_subsec_nanos())
+            .arg(&self.record_key_prefix);
+        let fields: Option<HashMap<String, String>> = self.invoke(&invocation).await?;
         record_from_fields(fields)
     }
 
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyRecord>>, Error> {
+        let record_key = &self.record_key(digest);
         let fields: HashMap<String, String> = self
-            .connection
-            .clone()
-            .hgetall(self.record_key(digest))
-            .await
-            .map_err(store_error)?;
+            .send(|mut connection| async move { connection.hgetall(record_key).await })
+            .await?;
         // The key name already holds the digest; comparing the stored one too
         // (in constant time) refuses a record filed under the wrong name.
         Ok(record_from_fields(Some(fields))?.filter(|record| record.digest == *digest))
     }
 
     async fn find_by_id(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error> {
-        let fields: Option<HashMap<String, String>> = self
-            .find_by_id
+        let mut invocation = self.find_by_id.prepare_invoke();
+        invocation
             .key(&self.index_key)
             .arg(id.to_string())
-            .arg(&self.record_key_prefix)
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(store_error)?;
+            .arg(&self.record_key_prefix);
+        let fields: Option<HashMap<String, String>> = self.invoke(&invocation).await?;
         record_from_fields(fields)
     }
 
     async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, Error> {
-        let mut connection = self.connection.clone();
-        let index: HashMap<String, String> = connection
-            .hgetall(&self.index_key)
-            .await
-            .map_err(store_error)?;
+        let index_key = &self.index_key;
+        let index: HashMap<String, String> = self
+            .send(|mut connection| async move { connection.hgetall(index_key).await })
+            .await?;
         if index.is_empty() {
             // Redis refuses an empty pipeline.
             return Ok(Vec::new());
@@ -229,10 +341,10 @@ impl KeyStore for RedisKeyStore {
         for digest in index.values() {
             pipeline.hgetall(format!("{}{digest}", self.record_key_prefix));
         }
-        let all: Vec<HashMap<String, String>> = pipeline
-            .query_async(&mut connection)
-            .await
-            .map_err(store_error)?;
+        let pipeline = &pipeline;
+        let all: Vec<HashMap<String, String>> = self
+            .send(|mut connection| async move { pipeline.query_async(&mut connection).await })
+            .await?;
         let mut records = Vec::with_capacity(all.len());
         for fields in all {
             records.extend(record_from_fields(Some(fields))?);
@@ -242,83 +354,148 @@ impl KeyStore for RedisKeyStore {
     }
 }
 
-/// The stored form of a time: fixed-width RFC 3339 UTC, nanoseconds included,
-/// so that text order is time order.
-fn time_text(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Nanos, true)
-}
-
-fn optional_time_text(time: Option<DateTime<Utc>>) -> String {
-    time.map(time_text).unwrap_or_default()
-}
-
-/// The hash fields of a record. Empty strings stand for absent times.
+/// The hash fields of a record. A time is two fields, `<name>_secs` and
+/// `<name>_nanos`; an absent time has neither.
 fn fields_of(record: &KeyRecord) -> Vec<(&'static str, String)> {
     let scopes: Vec<&str> = record.scopes.iter().map(Scope::as_str).collect();
-    vec![
+    let mut fields = vec![
         ("id", record.id.to_string()),
         ("digest", record.digest.to_hex()),
         ("hint", record.hint.to_string()),
         ("name", record.name.clone()),
         ("owner", record.owner.clone()),
-        ("created_at", time_text(record.created_at)),
-        ("expires_at", optional_time_text(record.expires_at)),
-        ("revoked_at", optional_time_text(record.revoked_at)),
         (
             "rate_limit_per_minute",
             record.limits.rate_limit_per_minute().to_string(),
         ),
         ("daily_limit", record.limits.daily_limit().to_string()),
         ("scopes", scopes.join(",")),
-    ]
+    ];
+    let times = [
+        (CREATED_AT, Some(record.created_at)),
+        (EXPIRES_AT, record.expires_at),
+        (REVOKED_AT, record.revoked_at),
+    ];
+    for ([secs, nanos], time) in times {
+        if let Some(time) = time {
+            fields.push((secs, time.timestamp().to_string()));
+            fields.push((nanos, time.timestamp_subsec_nanos().to_string()));
+        }
+    }
+    fields
 }
+
+/// The field names of each time: seconds, nanoseconds.
+const CREATED_AT: [&str; 2] = ["created_at_secs", "created_at_nanos"];
+const EXPIRES_AT: [&str; 2] = ["expires_at_secs", "expires_at_nanos"];
+const REVOKED_AT: [&str; 2] = ["revoked_at_secs", "revoked_at_nanos"];
 
 /// A record from its hash fields; `None` for a missing (empty) hash.
 fn record_from_fields(
     fields: Option<HashMap<String, String>>,
 ) -> Result<Option<Arc<KeyRecord>>, Error> {
-    let Some(mut fields) = fields.filter(|fields| !fields.is_empty()) else {
+    let Some(fields) = fields.filter(|fields| !fields.is_empty()) else {
         return Ok(None);
     };
-    let mut take = |name: &'static str| {
-        fields
-            .remove(name)
-            .ok_or_else(|| Error::Store(format!("stored key record has no `{name}` field")))
+    let mut stored = StoredFields(fields);
+    let limits = Limits::new(
+        stored.parsed("rate_limit_per_minute", "an integer in its range")?,
+        stored.parsed("daily_limit", "an integer in its range")?,
+    )
+    .map_err(|err| {
+        let field = match &err {
+            lumyx_ratelimit::Error::OutOfRange { field, .. } => *field,
+            _ => "rate_limit_per_minute",
+        };
+        corrupt(field, "an integer in its range", Some(Box::new(err)))
+    })?;
+    let record = KeyRecord {
+        id: stored.parsed("id", "a key id")?,
+        digest: stored.parsed("digest", "a key digest")?,
+        hint: stored.parsed("hint", "a key hint")?,
+        name: stored.text("name", "text")?,
+        owner: stored.text("owner", "text")?,
+        created_at: stored
+            .time(CREATED_AT)?
+            .ok_or_else(|| corrupt(CREATED_AT[0], SECONDS, None))?,
+        expires_at: stored.time(EXPIRES_AT)?,
+        revoked_at: stored.time(REVOKED_AT)?,
+        limits,
+        scopes: stored.scopes()?,
     };
-    let corrupt =
-        |name: &'static str| Error::Store(format!("stored key record has a bad `{name}` field"));
-    let time = |name: &'static str, text: String| -> Result<Option<DateTime<Utc>>, Error> {
-        if text.is_empty() {
+    record
+        .check_consistent()
+        .map_err(|err| corrupt("id", "the id of the stored digest", Some(Box::new(err))))?;
+    Ok(Some(Arc::new(record)))
+}
+
+/// What the fields of a stored time must hold.
+const SECONDS: &str = "seconds since 1970 from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z";
+const NANOS: &str = "the nanoseconds within its second, at most 9999-12-31T23:59:59Z";
+
+fn corrupt(
+    field: &'static str,
+    expected: &'static str,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+) -> Error {
+    Error::Corrupt {
+        field,
+        expected,
+        source,
+    }
+}
+
+/// The hash fields of a stored record, taken one by one as the record is
+/// rebuilt. Each failure names its field.
+struct StoredFields(HashMap<String, String>);
+
+impl StoredFields {
+    /// The text of `field`.
+    fn text(&mut self, field: &'static str, expected: &'static str) -> Result<String, Error> {
+        self.0
+            .remove(field)
+            .ok_or_else(|| corrupt(field, expected, None))
+    }
+
+    /// The text of `field`, parsed; the parser's error is the cause.
+    fn parsed<T>(&mut self, field: &'static str, expected: &'static str) -> Result<T, Error>
+    where
+        T: FromStr,
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
+        self.text(field, expected)?
+            .parse()
+            .map_err(|err| corrupt(field, expected, Some(Box::new(err))))
+    }
+
+    /// A time from its two fields, `None` when neither is stored. A time
+    /// outside what a record may hold is corrupt too, so that whatever is
+    /// read back can be written again.
+    fn time(&mut self, [secs, nanos]: [&'static str; 2]) -> Result<Option<DateTime<Utc>>, Error> {
+        if !self.0.contains_key(secs) && !self.0.contains_key(nanos) {
             return Ok(None);
         }
-        DateTime::parse_from_rfc3339(&text)
-            .map(|time| Some(time.with_timezone(&Utc)))
-            .map_err(|_| corrupt(name))
-    };
-    let number = |name: &'static str, text: String| text.parse::<u32>().map_err(|_| corrupt(name));
+        let seconds: i64 = self.parsed(secs, SECONDS)?;
+        let nanoseconds: u32 = self.parsed(nanos, NANOS)?;
+        let held = |time: Option<DateTime<Utc>>| {
+            time.filter(|time| KeyRecord::check_time(secs, *time).is_ok())
+        };
+        held(DateTime::from_timestamp(seconds, 0)).ok_or_else(|| corrupt(secs, SECONDS, None))?;
+        let time = held(DateTime::from_timestamp(seconds, nanoseconds))
+            .ok_or_else(|| corrupt(nanos, NANOS, None))?;
+        Ok(Some(time))
+    }
 
-    let scopes = take("scopes")?;
-    let record = KeyRecord {
-        id: take("id")?.parse()?,
-        digest: take("digest")?.parse()?,
-        hint: take("hint")?.parse()?,
-        name: take("name")?,
-        owner: take("owner")?,
-        created_at: time("created_at", take("created_at")?)?
-            .ok_or_else(|| corrupt("created_at"))?,
-        expires_at: time("expires_at", take("expires_at")?)?,
-        revoked_at: time("revoked_at", take("revoked_at")?)?,
-        limits: Limits::new(
-            number("rate_limit_per_minute", take("rate_limit_per_minute")?)?,
-            number("daily_limit", take("daily_limit")?)?,
-        )
-        .map_err(|err| Error::Store(format!("stored key record has bad limits: {err}")))?,
-        scopes: scopes
+    /// The scopes, stored as their names joined by commas.
+    fn scopes(&mut self) -> Result<Scopes, Error> {
+        const EXPECTED: &str = "scope names joined by commas";
+        self.text("scopes", EXPECTED)?
             .split(',')
             .filter(|name| !name.is_empty())
-            .map(str::parse)
-            .collect::<Result<Scopes, Error>>()?,
-    };
-    record.check_consistent()?;
-    Ok(Some(Arc::new(record)))
+            .map(|name| {
+                name.parse::<Scope>()
+                    .map_err(|err| corrupt("scopes", EXPECTED, Some(Box::new(err))))
+            })
+            .collect()
+    }
 }

@@ -21,9 +21,10 @@ pub trait KeyStore: Send + Sync {
     /// Adds a record.
     ///
     /// # Errors
-    /// [`Error::Duplicate`] when a record with the same id is stored,
-    /// [`Error::Store`] when the record's id is not its digest's or the store
-    /// fails.
+    /// [`Error::Duplicate`] when a record with the same id is stored;
+    /// [`Error::IdMismatch`] or [`Error::TimeOutOfRange`] when
+    /// [`KeyRecord::validate`] refuses the record; [`Error::Store`] when the
+    /// store fails.
     async fn insert(&self, record: KeyRecord) -> Result<(), Error>;
 
     /// Replaces the stored record with the same id; `false` when there is none.
@@ -32,19 +33,40 @@ pub trait KeyStore: Send + Sync {
     /// record was revoked earlier than the new one says (or the new one says
     /// nothing), the earlier revocation is kept, so a stale copy written back
     /// by another instance cannot bring a revoked key back.
+    ///
+    /// # Errors
+    /// [`Error::IdMismatch`] or [`Error::TimeOutOfRange`] when
+    /// [`KeyRecord::validate`] refuses the record; [`Error::Store`] when the
+    /// store fails.
     async fn update(&self, record: KeyRecord) -> Result<bool, Error>;
 
     /// Marks the key revoked from `at` on, unless it was revoked earlier, and
     /// answers the record as it is now; `None` when the id is unknown.
+    ///
+    /// # Errors
+    /// [`Error::TimeOutOfRange`] when `at` is outside what a record holds
+    /// (see [`KeyRecord::check_time`]); [`Error::Store`] when the store
+    /// fails; [`Error::Corrupt`] when the stored record cannot be read back.
     async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error>;
 
     /// The record of the key with this digest, the lookup of every request.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store fails; [`Error::Corrupt`] when the
+    /// stored record cannot be read back.
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyRecord>>, Error>;
 
     /// The record with this public id.
+    ///
+    /// # Errors
+    /// As [`KeyStore::find_by_digest`].
     async fn find_by_id(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error>;
 
     /// Every record, oldest first (ties broken by id).
+    ///
+    /// # Errors
+    /// As [`KeyStore::find_by_digest`]: one corrupt record fails the whole
+    /// list.
     async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, Error>;
 }
 
@@ -54,13 +76,16 @@ pub trait KeyStore: Send + Sync {
 /// could not answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verification {
-    /// The key is known and active (SPEC §4: go on to the limits).
+    /// The key is known and active: a server goes on to check its scope and
+    /// its rate limits.
     Valid(Arc<KeyRecord>),
-    /// No record has this key's digest (SPEC §4: 401 `invalid_api_key`).
+    /// No record has this key's digest: a server answers 401
+    /// (`invalid_api_key`, as for a key that does not parse).
     Unknown,
-    /// The key's record expired (SPEC §4: 403 `api_key_expired`).
+    /// The key's record expired: a server answers 403 (`api_key_expired`).
     Expired(Arc<KeyRecord>),
-    /// The key's record was revoked (SPEC §4: 403 `api_key_revoked`).
+    /// The key's record was revoked: a server answers 403
+    /// (`api_key_revoked`).
     Revoked(Arc<KeyRecord>),
 }
 
@@ -94,15 +119,16 @@ impl Verification {
 /// use lumyx_keys::{verify, ApiKey, KeyRecord, KeyStore, MemoryKeyStore, Verification};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let store = MemoryKeyStore::new();
+/// // Any store; through the trait its methods are the async ones.
+/// let store: &dyn KeyStore = &MemoryKeyStore::new();
 /// let key = ApiKey::generate()?;
 /// store.insert(KeyRecord::new(key.as_key_ref(), "demo", "acct_1", Utc::now())).await?;
 ///
-/// let verdict = verify(&store, key.as_key_ref(), Utc::now()).await?;
+/// let verdict = verify(store, key.as_key_ref(), Utc::now()).await?;
 /// assert!(matches!(verdict, Verification::Valid(record) if record.id == key.id()));
 ///
 /// store.revoke(&key.id(), Utc::now()).await?;
-/// let verdict = verify(&store, key.as_key_ref(), Utc::now()).await?;
+/// let verdict = verify(store, key.as_key_ref(), Utc::now()).await?;
 /// assert!(matches!(verdict, Verification::Revoked(_)));
 /// # Ok::<(), lumyx_keys::Error>(())
 /// # }).unwrap();

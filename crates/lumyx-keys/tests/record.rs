@@ -1,7 +1,7 @@
 //! `KeyRecord`, `Scope` and `Scopes`: their serde forms and defaults.
 
-use chrono::{TimeZone, Utc};
-use lumyx_keys::{ApiKeyRef, KeyRecord, KeyStatus, Limits, Scope, Scopes};
+use chrono::{DateTime, TimeZone, Utc};
+use lumyx_keys::{ApiKeyRef, Error, KeyRecord, KeyStatus, Limits, Scope, Scopes};
 
 const KEY: &str = "nova_0123456789abcdef0123456789abcdef0123456789abcdef012ece76dce";
 
@@ -122,4 +122,76 @@ fn limits_out_of_range_are_refused_naming_the_field() {
     json["rate_limit_per_minute"] = serde_json::json!(1001);
     let err = serde_json::from_value::<KeyRecord>(json).unwrap_err();
     assert!(err.to_string().contains("rate_limit_per_minute"), "{err}");
+}
+
+/// Issue 7: deserialization took any time chrono reads, such as
+/// `+10000-01-01T00:00:00Z`, which stores cannot keep.
+#[test]
+fn times_beyond_the_bounds_are_refused_when_read_naming_the_field() {
+    let json = serde_json::to_value(record().with_expiry(KeyRecord::MAX_TIME)).unwrap();
+    assert_eq!(json["expires_at"], "9999-12-31T23:59:59Z");
+    let back: KeyRecord = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(back.expires_at, Some(KeyRecord::MAX_TIME));
+
+    // (field, time written, time as the message shows it)
+    let cases = [
+        (
+            "expires_at",
+            "+10000-01-01T00:00:00Z",
+            "+10000-01-01T00:00:00Z",
+        ),
+        (
+            "expires_at",
+            "9999-12-31T23:59:59.5Z",
+            "9999-12-31T23:59:59.500Z",
+        ),
+        (
+            "revoked_at",
+            "+10000-01-01T00:00:00Z",
+            "+10000-01-01T00:00:00Z",
+        ),
+        (
+            "created_at",
+            "-0001-12-31T23:59:59Z",
+            "-0001-12-31T23:59:59Z",
+        ),
+    ];
+    for (field, time, shown) in cases {
+        let mut out_of_range = json.clone();
+        out_of_range[field] = serde_json::json!(time);
+        let err = serde_json::from_value::<KeyRecord>(out_of_range).unwrap_err();
+        let expected = format!(
+            "{field} must be from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z, got {shown}"
+        );
+        assert!(err.to_string().starts_with(&expected), "{err} / {expected}");
+    }
+    let mut no_creation = json;
+    no_creation["created_at"] = serde_json::Value::Null;
+    let err = serde_json::from_value::<KeyRecord>(no_creation).unwrap_err();
+    assert!(err.to_string().contains("created_at"), "{err}");
+}
+
+#[test]
+fn validation_refuses_times_beyond_the_bounds_and_a_foreign_id() {
+    let before_year_0 = KeyRecord::MIN_TIME - chrono::Duration::seconds(1);
+    assert!(record().validate().is_ok());
+    assert!(record().with_expiry(KeyRecord::MIN_TIME).validate().is_ok());
+    let mut early = record();
+    early.created_at = before_year_0;
+    assert!(matches!(
+        early.validate(),
+        Err(Error::TimeOutOfRange { field: "created_at", time }) if time == before_year_0
+    ));
+    let mut foreign = record();
+    foreign.id = "key_0000000000000000".parse().unwrap();
+    assert!(matches!(foreign.validate(), Err(Error::IdMismatch { .. })));
+    assert_eq!(
+        KeyRecord::check_time("expires_at", KeyRecord::MAX_TIME).unwrap(),
+        KeyRecord::MAX_TIME
+    );
+    let err = KeyRecord::check_time("expires_at", DateTime::<Utc>::MAX_UTC).unwrap_err();
+    assert!(
+        err.to_string().starts_with("expires_at must be from"),
+        "{err}"
+    );
 }

@@ -3,18 +3,65 @@
 
 mod common;
 
-use lumyx_keys::{ApiKey, KeyStore, RedisKeyStore, Verification, verify};
+use std::time::{Duration, Instant};
+
+use lumyx_keys::{ApiKey, Error, KeyStore, RedisKeyStore, RedisUrl, Verification, verify};
+use lumyx_redis::{FailureClass, RedisFailure};
 use lumyx_test_support::RedisServer;
 
-use common::{at, exercise_store, record};
+use common::{at, exercise_extreme_times, exercise_store, exercise_time_bounds, record};
+
+fn url_of(server: &RedisServer) -> RedisUrl {
+    server.url().parse().unwrap()
+}
+
+/// A store on `server` with the defaults.
+async fn store_on(server: &RedisServer) -> RedisKeyStore {
+    RedisKeyStore::builder(url_of(server))
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Asks `store` until it answers, while a restarted server comes back.
+async fn verify_once_back(store: &RedisKeyStore, key: &ApiKey) -> Verification {
+    let mut answer = verify(store, key.as_key_ref(), at(1)).await;
+    for _ in 0..50 {
+        if answer.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = verify(store, key.as_key_ref(), at(1)).await;
+    }
+    answer.unwrap()
+}
 
 #[tokio::test]
 async fn redis_store_keeps_the_store_contract() {
     let Some(server) = RedisServer::start_or_skip("redis_store_keeps_the_store_contract") else {
         return;
     };
-    let store = RedisKeyStore::connect(&server.url()).await.unwrap();
+    let store = store_on(&server).await;
     exercise_store(&store).await;
+}
+
+/// Issue 7: a record expiring in year 10000 was written as
+/// `+10000-01-01T…Z`, which the store could not read back, so `list()`
+/// failed for the whole store.
+#[tokio::test]
+async fn redis_store_keeps_times_up_to_the_bound_and_refuses_later_ones() {
+    let Some(server) = RedisServer::start_or_skip("redis_store_keeps_times_up_to_the_bound") else {
+        return;
+    };
+    exercise_time_bounds(&store_on(&server).await).await;
+}
+
+#[tokio::test]
+async fn redis_store_keeps_extreme_times_exactly_and_in_order() {
+    let Some(server) = RedisServer::start_or_skip("redis_store_keeps_extreme_times") else {
+        return;
+    };
+    exercise_extreme_times(&store_on(&server).await).await;
 }
 
 #[tokio::test]
@@ -24,8 +71,8 @@ async fn revocation_is_seen_by_every_instance_at_once() {
         return;
     };
     // Two server instances, each with its own connection.
-    let first = RedisKeyStore::connect(&server.url()).await.unwrap();
-    let second = RedisKeyStore::connect(&server.url()).await.unwrap();
+    let first = store_on(&server).await;
+    let second = store_on(&server).await;
     let key = ApiKey::generate().unwrap();
     first.insert(record(&key, "shared", at(0))).await.unwrap();
     assert!(
@@ -48,28 +95,119 @@ async fn an_unreachable_server_is_an_error_not_a_hang_or_panic() {
     let Some(mut server) = RedisServer::start_or_skip("an_unreachable_server_is_an_error") else {
         return;
     };
-    let store = RedisKeyStore::connect(&server.url()).await.unwrap();
+    let store = store_on(&server).await;
     let key = ApiKey::generate().unwrap();
     store.insert(record(&key, "k", at(0))).await.unwrap();
 
     server.stop();
     let outcome = verify(&store, key.as_key_ref(), at(1)).await;
-    assert!(
-        matches!(outcome, Err(lumyx_keys::Error::Store(_))),
-        "{outcome:?}"
-    );
+    // The cause is kept, with its class.
+    let Err(Error::Store(cause)) = outcome else {
+        panic!("{outcome:?}");
+    };
+    let failure = cause
+        .downcast_ref::<RedisFailure>()
+        .expect("a Redis store's cause is a RedisFailure");
+    assert_eq!(failure.class(), FailureClass::Unreachable, "{failure}");
 
     // Back up (empty): the same store reconnects and answers again.
     server.restart().unwrap();
-    let mut answer = verify(&store, key.as_key_ref(), at(1)).await;
-    for _ in 0..50 {
-        if answer.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        answer = verify(&store, key.as_key_ref(), at(1)).await;
-    }
-    assert_eq!(answer.unwrap(), Verification::Unknown);
+    assert_eq!(verify_once_back(&store, &key).await, Verification::Unknown);
+}
+
+#[tokio::test]
+async fn connect_does_not_contact_redis_so_a_service_starts_while_it_is_down() {
+    let Some(mut server) = RedisServer::start_or_skip("connect_does_not_contact_redis") else {
+        return;
+    };
+    server.stop();
+    let store = RedisKeyStore::builder(url_of(&server))
+        .timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .expect("building the store needs no server");
+    let key = ApiKey::generate().unwrap();
+    let outcome = verify(&store, key.as_key_ref(), at(1)).await;
+    assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
+
+    // The first call once Redis is up connects.
+    server.restart().unwrap();
+    assert_eq!(verify_once_back(&store, &key).await, Verification::Unknown);
+    store.insert(record(&key, "late", at(0))).await.unwrap();
+    assert!(
+        verify(&store, key.as_key_ref(), at(1))
+            .await
+            .unwrap()
+            .valid_record()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_silent_server_is_an_error_within_the_timeout() {
+    // Accepts connections (the kernel does) but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url: RedisUrl = format!("redis://{}/", silent.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    let timeout = Duration::from_millis(150);
+    let store = RedisKeyStore::builder(url)
+        .timeout(timeout)
+        .connect()
+        .await
+        .unwrap();
+    let key = ApiKey::generate().unwrap();
+    let started = Instant::now();
+    let outcome = verify(&store, key.as_key_ref(), at(1)).await;
+    let waited = started.elapsed();
+    assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
+    // Well below the default of 1 s: the builder's timeout is the one used.
+    assert!(waited >= timeout, "{waited:?}");
+    assert!(waited < RedisKeyStore::DEFAULT_TIMEOUT, "{waited:?}");
+}
+
+#[tokio::test]
+async fn debug_never_shows_the_password() {
+    let Some(server) = RedisServer::start_with_args_or_skip(
+        "debug_never_shows_the_password",
+        &["--requirepass", "s3cret-pw"],
+    ) else {
+        return;
+    };
+    let port = server
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let url: RedisUrl = format!("redis://:s3cret-pw@127.0.0.1:{port}/")
+        .parse()
+        .unwrap();
+    let builder = RedisKeyStore::builder(url).namespace("tenant-a");
+    let shown = format!("{builder:?} {builder:#?}");
+    assert!(!shown.contains("s3cret-pw"), "{shown}");
+    assert!(shown.contains(":***@127.0.0.1"), "{shown}");
+
+    let store = builder.connect().await.unwrap();
+    let shown = format!("{store:?} {store:#?}");
+    assert!(!shown.contains("s3cret-pw"), "{shown}");
+    assert!(
+        shown.contains(":***@127.0.0.1") && shown.contains("tenant-a"),
+        "{shown}"
+    );
+
+    // The password is used, though: the store works on a server that needs it.
+    let key = ApiKey::generate().unwrap();
+    store
+        .insert(record(&key, "authenticated", at(0)))
+        .await
+        .unwrap();
+    assert!(store.find_by_id(&key.id()).await.unwrap().is_some());
+    // And refused without it, with an error that does not show it either.
+    let anonymous = store_on(&server).await;
+    let refused = anonymous.find_by_id(&key.id()).await.unwrap_err();
+    assert!(!format!("{refused} {refused:?}").contains("s3cret-pw"));
 }
 
 #[tokio::test]
@@ -77,7 +215,7 @@ async fn records_are_hashes_keyed_by_digest_in_one_slot_without_the_key() {
     let Some(server) = RedisServer::start_or_skip("records_are_hashes_keyed_by_digest") else {
         return;
     };
-    let store = RedisKeyStore::connect(&server.url()).await.unwrap();
+    let store = store_on(&server).await;
     let key = ApiKey::generate().unwrap();
     store.insert(record(&key, "layout", at(0))).await.unwrap();
 
@@ -111,6 +249,24 @@ async fn records_are_hashes_keyed_by_digest_in_one_slot_without_the_key() {
             .iter()
             .any(|(name, value)| name == "hint" && *value == key.hint().to_string())
     );
+    // Times are integers, seconds and nanoseconds; absent ones have no fields.
+    let field = |wanted: &str| {
+        fields
+            .iter()
+            .find(|(name, _)| name == wanted)
+            .map(|(_, value)| value.as_str())
+    };
+    let created = at(0).timestamp().to_string();
+    assert_eq!(field("created_at_secs"), Some(created.as_str()));
+    assert_eq!(field("created_at_nanos"), Some("0"));
+    for absent in [
+        "expires_at_secs",
+        "expires_at_nanos",
+        "revoked_at_secs",
+        "revoked_at_nanos",
+    ] {
+        assert_eq!(field(absent), None, "{absent}");
+    }
     for (name, value) in &fields {
         assert!(
             !value.contains(&key.expose_secret()[5..]),
@@ -124,18 +280,26 @@ async fn a_namespace_must_be_a_usable_hash_tag() {
     let Some(server) = RedisServer::start_or_skip("a_namespace_must_be_a_usable_hash_tag") else {
         return;
     };
-    let client = redis::Client::open(server.url()).unwrap();
-    let manager = redis::aio::ConnectionManager::new(client).await.unwrap();
     for bad in ["", "a{b", "x}"] {
-        let refused = RedisKeyStore::new(manager.clone(), bad);
-        assert!(
-            matches!(refused, Err(lumyx_keys::Error::Store(_))),
-            "{bad:?}"
-        );
+        let refused = RedisKeyStore::builder(url_of(&server))
+            .namespace(bad)
+            .connect()
+            .await;
+        match refused {
+            Err(Error::Config { setting, got, .. }) => {
+                assert_eq!((setting, got.as_str()), ("Redis namespace", bad));
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
     }
     // Two namespaces on one server are two separate stores.
-    let tenant_a = RedisKeyStore::new(manager.clone(), "tenant-a").unwrap();
-    let tenant_b = RedisKeyStore::new(manager, "tenant-b").unwrap();
+    let tenant = |namespace| {
+        RedisKeyStore::builder(url_of(&server))
+            .namespace(namespace)
+            .connect()
+    };
+    let tenant_a = tenant("tenant-a").await.unwrap();
+    let tenant_b = tenant("tenant-b").await.unwrap();
     let key = ApiKey::generate().unwrap();
     tenant_a.insert(record(&key, "a", at(0))).await.unwrap();
     assert!(
@@ -147,4 +311,112 @@ async fn a_namespace_must_be_a_usable_hash_tag() {
     );
     assert_eq!(tenant_b.find_by_digest(&key.digest()).await.unwrap(), None);
     assert!(tenant_b.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_corrupt_stored_record_is_an_error_naming_the_field() {
+    use std::error::Error as _;
+    let Some(server) = RedisServer::start_or_skip("a_corrupt_stored_record") else {
+        return;
+    };
+    let store = store_on(&server).await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let other = ApiKey::generate().unwrap();
+    // (field, stored text or None to delete it, what the cause says)
+    let cases = [
+        (
+            "daily_limit",
+            Some("0"),
+            Some("daily_limit must be in 1..=10000, got 0"),
+        ),
+        ("rate_limit_per_minute", Some("lots"), Some("invalid digit")),
+        ("scopes", Some("chat,admin"), Some("invalid scope")),
+        ("hint", Some("nova_0000"), Some("invalid key hint")),
+        ("owner", None, None),
+        ("created_at_secs", Some("yesterday"), Some("invalid digit")),
+        ("created_at_nanos", None, None),
+        // One second after 9999-12-31T23:59:59Z, and one before year 0.
+        ("created_at_secs", Some("253402300800"), None),
+        ("expires_at_secs", Some("-62167219201"), None),
+        // Only a leap second has more than 10^9 nanoseconds.
+        ("expires_at_nanos", Some("1000000000"), None),
+        ("revoked_at_nanos", Some("-1"), Some("invalid digit")),
+        (
+            "id",
+            Some(&other.id().to_string()),
+            Some("does not match its digest"),
+        ),
+    ];
+    for (field, stored, cause) in cases {
+        let key = ApiKey::generate().unwrap();
+        let stored_record = record(&key, field, at(0)).with_expiry(at(20));
+        store.insert(stored_record).await.unwrap();
+        store.revoke(&key.id(), at(10)).await.unwrap().unwrap();
+        let record_key = format!("{{lumyx:keys}}:record:{}", key.digest().to_hex());
+        let command = match stored {
+            Some(text) => redis::cmd("HSET")
+                .arg(&record_key)
+                .arg(field)
+                .arg(text)
+                .clone(),
+            None => redis::cmd("HDEL").arg(&record_key).arg(field).clone(),
+        };
+        let _: i64 = command.query_async(&mut raw).await.unwrap();
+
+        let by_digest = store.find_by_digest(&key.digest()).await.unwrap_err();
+        let by_id = store.find_by_id(&key.id()).await.unwrap_err();
+        let listed = store.list().await.unwrap_err();
+        for err in [by_digest, by_id, listed] {
+            match &err {
+                Error::Corrupt { field: named, .. } => assert_eq!(*named, field, "{err}"),
+                other => panic!("{field}: {other:?}"),
+            }
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "a stored key record is corrupt: its `{field}` field is missing or not"
+                )),
+                "{message}"
+            );
+            match (cause, err.source()) {
+                (Some(expected), Some(source)) => {
+                    assert!(source.to_string().contains(expected), "{field}: {source}")
+                }
+                (None, None) => {}
+                (expected, source) => {
+                    panic!("{field}: expected cause {expected:?}, got {source:?}")
+                }
+            }
+        }
+        // Other keys are not affected; the store is left clean for the next case.
+        let _: i64 = redis::cmd("DEL")
+            .arg(&record_key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let _: i64 = redis::cmd("HDEL")
+            .arg("{lumyx:keys}:index")
+            .arg(key.id().to_string())
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(store.list().await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn config_errors_say_what_was_expected_and_what_came() {
+    let Some(server) = RedisServer::start_or_skip("config_errors_say_what") else {
+        return;
+    };
+    let err = RedisKeyStore::builder(url_of(&server))
+        .namespace("a{b")
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid Redis namespace: expected non-empty text without `{` or `}`, got `a{b`"
+    );
 }

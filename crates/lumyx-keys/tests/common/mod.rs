@@ -32,18 +32,26 @@ pub(crate) async fn exercise_store(store: &dyn KeyStore) {
 
     // A second insert of the same id is refused and changes nothing.
     let again = record(&key, "imposter", at(2));
-    assert_eq!(store.insert(again).await, Err(Error::Duplicate(key.id())));
+    assert!(matches!(
+        store.insert(again).await,
+        Err(Error::Duplicate(id)) if id == key.id()
+    ));
     assert_eq!(
         store.find_by_id(&key.id()).await.unwrap().unwrap().name,
         "first"
     );
 
     // A record whose id is not its digest's is refused.
-    let mut inconsistent = record(&ApiKey::generate().unwrap(), "bad", at(1));
+    let other = ApiKey::generate().unwrap();
+    let mut inconsistent = record(&other, "bad", at(1));
     inconsistent.id = key.id();
     assert!(matches!(
-        store.insert(inconsistent).await,
-        Err(Error::Store(_))
+        store.insert(inconsistent.clone()).await,
+        Err(Error::IdMismatch { id, digest_id }) if id == key.id() && digest_id == other.id()
+    ));
+    assert!(matches!(
+        store.update(inconsistent).await,
+        Err(Error::IdMismatch { .. })
     ));
 
     // Unknown keys and ids are absent, not errors.
@@ -141,4 +149,205 @@ pub(crate) async fn exercise_store(store: &dyn KeyStore) {
     let listed = store.list().await.unwrap();
     assert_eq!(listed[1].revoked_at, Some(at(2)));
     assert_eq!(listed[1].limits.rate_limit_per_minute(), 1000);
+}
+
+/// The last nanosecond of 9999: later than the bound, 9999-12-31T23:59:59Z.
+pub(crate) fn end_of_year_9999() -> DateTime<Utc> {
+    KeyRecord::MAX_TIME + Duration::nanoseconds(999_999_999)
+}
+
+/// Times up to the bound are kept exactly; later ones are refused by every
+/// write, which leaves the store readable. The store must start empty.
+pub(crate) async fn exercise_time_bounds(store: &dyn KeyStore) {
+    // A record expiring at the bound round-trips through every read.
+    let key = ApiKey::generate().unwrap();
+    let at_max = record(&key, "at max", at(0)).with_expiry(KeyRecord::MAX_TIME);
+    store.insert(at_max.clone()).await.unwrap();
+    assert_eq!(
+        *store.find_by_digest(&key.digest()).await.unwrap().unwrap(),
+        at_max
+    );
+    assert_eq!(*store.find_by_id(&key.id()).await.unwrap().unwrap(), at_max);
+    assert_eq!(store.list().await.unwrap().len(), 1);
+    let revoked = store.revoke(&key.id(), at(1)).await.unwrap().unwrap();
+    assert_eq!(revoked.expires_at, Some(KeyRecord::MAX_TIME));
+    assert_eq!(revoked.revoked_at, Some(at(1)));
+
+    // Later expiries are refused by insert and update, naming the field; the
+    // store stays readable and unchanged.
+    let far = ApiKey::generate().unwrap();
+    let year_10000 = Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap();
+    for too_late in [
+        KeyRecord::MAX_TIME + Duration::nanoseconds(1),
+        end_of_year_9999(),
+        year_10000,
+        DateTime::<Utc>::MAX_UTC,
+    ] {
+        let refused = store
+            .insert(record(&far, "far", at(0)).with_expiry(too_late))
+            .await;
+        assert!(
+            matches!(refused, Err(Error::TimeOutOfRange { field: "expires_at", time }) if time == too_late),
+            "{too_late:?}: {refused:?}"
+        );
+        let refused = store.update(at_max.clone().with_expiry(too_late)).await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::TimeOutOfRange {
+                    field: "expires_at",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(store.find_by_digest(&far.digest()).await.unwrap(), None);
+    let listed = store.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].expires_at, Some(KeyRecord::MAX_TIME));
+    assert_eq!(listed[0].revoked_at, Some(at(1)));
+
+    // Creation and revocation times have the same bounds.
+    let before_year_0 = KeyRecord::MIN_TIME - Duration::nanoseconds(1);
+    let mut created_too_early = record(&far, "early", before_year_0);
+    assert!(matches!(
+        store.insert(created_too_early.clone()).await,
+        Err(Error::TimeOutOfRange {
+            field: "created_at",
+            ..
+        })
+    ));
+    created_too_early.created_at = at(0);
+    created_too_early.revoked_at = Some(year_10000);
+    assert!(matches!(
+        store.insert(created_too_early).await,
+        Err(Error::TimeOutOfRange {
+            field: "revoked_at",
+            ..
+        })
+    ));
+    for refused_at in [
+        before_year_0,
+        KeyRecord::MAX_TIME + Duration::nanoseconds(1),
+    ] {
+        assert!(matches!(
+            store.revoke(&key.id(), refused_at).await,
+            Err(Error::TimeOutOfRange {
+                field: "revoked_at",
+                ..
+            })
+        ));
+    }
+    assert_eq!(
+        store
+            .find_by_id(&key.id())
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(at(1))
+    );
+}
+
+/// Times at both ends of the range, and on both sides of 1970, come back
+/// exactly, and revocations order correctly there. The store must start
+/// empty.
+pub(crate) async fn exercise_extreme_times(store: &dyn KeyStore) {
+    let nanosecond = Duration::nanoseconds(1);
+    let just_before_1970 = DateTime::UNIX_EPOCH - nanosecond;
+    let extremes = [
+        KeyRecord::MIN_TIME,
+        KeyRecord::MIN_TIME + nanosecond,
+        just_before_1970,
+        DateTime::UNIX_EPOCH,
+        KeyRecord::MAX_TIME - nanosecond,
+        KeyRecord::MAX_TIME,
+    ];
+    let mut inserted = Vec::new();
+    for (i, created_at) in extremes.into_iter().enumerate() {
+        let key = ApiKey::generate().unwrap();
+        let mut extreme = record(&key, &format!("extreme {i}"), created_at);
+        extreme.expires_at = Some(extremes[extremes.len() - 1 - i]);
+        extreme.revoked_at = Some(created_at);
+        store.insert(extreme.clone()).await.unwrap();
+        assert_eq!(
+            *store.find_by_digest(&key.digest()).await.unwrap().unwrap(),
+            extreme
+        );
+        inserted.push((key, extreme));
+    }
+    // Listed oldest first: the order of the extremes.
+    let listed: Vec<KeyRecord> = store
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (**r).clone())
+        .collect();
+    let expected: Vec<KeyRecord> = inserted.iter().map(|(_, record)| record.clone()).collect();
+    assert_eq!(listed, expected);
+
+    // Revocations keep the earliest time, at both ends and across 1970,
+    // down to the nanosecond.
+    let cases = [
+        (KeyRecord::MAX_TIME, KeyRecord::MAX_TIME - nanosecond),
+        (
+            KeyRecord::MAX_TIME - nanosecond,
+            KeyRecord::MAX_TIME - nanosecond * 2,
+        ),
+        (KeyRecord::MIN_TIME + nanosecond, KeyRecord::MIN_TIME),
+        (DateTime::UNIX_EPOCH, just_before_1970),
+        (just_before_1970, just_before_1970 - nanosecond),
+        (DateTime::UNIX_EPOCH + nanosecond, DateTime::UNIX_EPOCH),
+        // Numbers of different lengths, which text would order wrongly.
+        (at(0) + nanosecond * 10, at(0) + nanosecond * 5),
+        (
+            DateTime::UNIX_EPOCH + Duration::seconds(10),
+            DateTime::UNIX_EPOCH + Duration::seconds(9),
+        ),
+        (
+            DateTime::UNIX_EPOCH - Duration::seconds(1),
+            DateTime::UNIX_EPOCH - Duration::seconds(10),
+        ),
+    ];
+    for (later, earlier) in cases {
+        let key = ApiKey::generate().unwrap();
+        store.insert(record(&key, "revoked", at(0))).await.unwrap();
+        let id = key.id();
+        let revoked = |at| store.revoke(&id, at);
+        assert_eq!(
+            revoked(later).await.unwrap().unwrap().revoked_at,
+            Some(later)
+        );
+        assert_eq!(
+            revoked(earlier).await.unwrap().unwrap().revoked_at,
+            Some(earlier)
+        );
+        assert_eq!(
+            revoked(later).await.unwrap().unwrap().revoked_at,
+            Some(earlier),
+            "{later} after {earlier}"
+        );
+
+        // An update brings a revocation forward and never postpones it.
+        let key = ApiKey::generate().unwrap();
+        store.insert(record(&key, "updated", at(0))).await.unwrap();
+        for (written, kept) in [
+            (Some(later), later),
+            (Some(earlier), earlier),
+            (Some(later), earlier),
+            (None, earlier),
+        ] {
+            let mut copy = record(&key, "copy", at(0));
+            copy.revoked_at = written;
+            assert!(store.update(copy).await.unwrap());
+            let stored = store.find_by_id(&key.id()).await.unwrap().unwrap();
+            assert_eq!(
+                stored.revoked_at,
+                Some(kept),
+                "wrote {written:?} ({earlier} before)"
+            );
+        }
+    }
 }
