@@ -1,4 +1,5 @@
 use std::borrow::Borrow;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -17,10 +18,31 @@ const SHARDS: usize = 64;
 const MIN_SWEEP: usize = 64;
 
 /// The default of [`MemoryLimiter::with_sweep_interval`]: every second of
-/// clock time one shard is swept by the decision that finds it due, so all
-/// of them are swept every 64 seconds while requests come, whether or not new
+/// clock time one shard is swept by a decision that finds it due, so all of
+/// them are swept every 64 seconds while requests come, whether or not new
 /// keys arrive.
 const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A thread looks whether a sweep is due once in this many of its decisions,
+/// so a sweep (a pass over one shard) costs a decision a few entries at most
+/// on average, however fast the clock runs (manual clocks in benches move
+/// seconds per decision).
+const DECISIONS_PER_SWEEP_CHECK: u32 = 1024;
+
+thread_local! {
+    /// Decisions of this thread, for [`DECISIONS_PER_SWEEP_CHECK`].
+    static DECISIONS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this thread's decision is one that looks for a due sweep.
+#[inline]
+fn sweep_check_turn() -> bool {
+    DECISIONS.with(|decisions| {
+        let next = decisions.get().wrapping_add(1);
+        decisions.set(next);
+        next % DECISIONS_PER_SWEEP_CHECK == 0
+    })
+}
 
 /// An in-memory limiter: for every key a per-minute token bucket (GCRA) and a
 /// per-UTC-day counter, decided together in one atomic step.
@@ -176,8 +198,11 @@ impl<K, C, S: Clone> MemoryLimiter<K, C, S> {
     /// How often a decision sweeps one of the 64 shards (dropping idle
     /// state), in clock time: by default every second, so the whole map is
     /// swept every 64 seconds while requests come, even when no new key
-    /// arrives. `None` leaves sweeping to inserts (a shard that doubled since
-    /// its last sweep) and [`MemoryLimiter::sweep`].
+    /// arrives. A thread looks whether a sweep is due once in 1024 of its
+    /// decisions, which bounds what sweeps cost per decision when the clock
+    /// runs fast (a manual one) and delays them by that many decisions when
+    /// it does not. `None` leaves sweeping to inserts (a shard that doubled
+    /// since its last sweep) and [`MemoryLimiter::sweep`].
     #[must_use]
     pub fn with_sweep_interval(mut self, interval: Option<Duration>) -> Self {
         self.sweep_step = interval.map_or(0, |interval| {
@@ -248,7 +273,9 @@ where
             // under the write lock, with the key's record of the step back.
             _ => self.check_exclusive(shard, key, limits),
         };
-        self.sweep_if_due(outcome.now());
+        if sweep_check_turn() {
+            self.sweep_if_due(outcome.now());
+        }
         // The snapshot's arithmetic runs after the lock is released.
         outcome.decision(limits)
     }
@@ -314,8 +341,8 @@ where
 
     /// Sweeps the next shard when one is due: one shard a second of clock
     /// time, so idle state goes away while requests come even when no new
-    /// key arrives. Costs a decision one load when nothing is due.
-    #[inline]
+    /// key arrives. Costs one load when nothing is due.
+    #[cold]
     fn sweep_if_due(&self, now: u64) {
         let due = self.next_sweep.load(Ordering::Relaxed);
         if now < due || self.sweep_step == 0 {
