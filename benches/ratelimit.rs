@@ -87,19 +87,23 @@ fn memory(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let limits = Limits::default();
 
-    // Admitted decisions: both limiters on manual clocks that move 10 s before
-    // each decision (1000 per minute, so a decision finds up to 166 more
-    // tokens), so decisions admit; both pay the same one atomic add for moving
-    // their clock. Our daily limit never binds: 8640 decisions a day. With 2
-    // threads a decision can read the clock before the other thread moves
-    // it on and decide after the other's decision: a few requests "from the
-    // past", denied only when more than 5 moves old. Denials are counted and
-    // printed.
+    // Admitted decisions: both limiters on manual clocks that move before
+    // each decision, so decisions admit; both pay the same one atomic add for
+    // moving their clock. One key: 10 s a decision (1000 per minute, so a
+    // decision finds up to 166 more tokens; our daily limit never binds: 8640
+    // decisions a day). 100,000 keys: 1 ms a decision, so each key comes back
+    // 100 s later with a full bucket, within the same UTC day (a day holds 86
+    // million decisions; idle keys of a past day would be swept and come back
+    // as new ones). With 2 threads a decision can read the clock before the
+    // other thread moves it on and decide after the other's decision: a few
+    // requests "from the past". Denials are counted and printed.
     let fast = Limits::new(1000, 10_000).unwrap();
     let fast_quota = Quota::per_minute(NonZeroU32::new(1000).unwrap());
-    let step = Duration::from_secs(10);
-    for (label, n) in [("1 key", 1), ("100k keys", MANY_KEYS)] {
-        let clock = ManualClock::at("2026-11-27T12:00:00Z".parse().unwrap());
+    for (label, n, step) in [
+        ("1 key", 1, Duration::from_secs(10)),
+        ("100k keys", MANY_KEYS, Duration::from_millis(1)),
+    ] {
+        let clock = ManualClock::at("2026-11-27T00:00:01Z".parse().unwrap());
         let ours = MemoryLimiter::<u64, _>::with_clock(clock.clone());
         let theirs = RateLimiter::dashmap_with_clock(fast_quota, FakeRelativeClock::default());
         for k in 0..n {

@@ -3,11 +3,10 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
 
-use crate::policy::{Outcome, PackedState, StepBack};
+use crate::policy::{Outcome, PackedState, StepBack, day_of};
 use crate::{Clock, Decision, FastHashBuilder, Limits, Snapshot, SystemClock};
 
 /// The number of shards: enough that threads rarely meet on one lock, few
@@ -17,16 +16,9 @@ const SHARDS: usize = 64;
 /// A shard is swept no earlier than when it holds this many keys.
 const MIN_SWEEP: usize = 64;
 
-/// The default of [`MemoryLimiter::with_sweep_interval`]: every second of
-/// clock time one shard is swept by a decision that finds it due, so all of
-/// them are swept every 64 seconds while requests come, whether or not new
-/// keys arrive.
-const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A thread looks whether a sweep is due once in this many of its decisions,
-/// so a sweep (a pass over one shard) costs a decision a few entries at most
-/// on average, however fast the clock runs (manual clocks in benches move
-/// seconds per decision).
+/// A thread looks whether a daily sweep has a shard left to do once in this
+/// many of its decisions, so the sweeps of a day are spread over many
+/// decisions and cost each of them a few map entries at most on average.
 const DECISIONS_PER_SWEEP_CHECK: u32 = 1024;
 
 thread_local! {
@@ -34,7 +26,7 @@ thread_local! {
     static DECISIONS: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Whether this thread's decision is one that looks for a due sweep.
+/// Whether this thread's decision is one that looks for a shard to sweep.
 #[inline]
 fn sweep_check_turn() -> bool {
     DECISIONS.with(|decisions| {
@@ -58,10 +50,10 @@ fn sweep_check_turn() -> bool {
 ///   other; only a new key takes the write lock.
 /// * Memory reclaims itself, with no background thread: the state of a key
 ///   whose bucket is full and whose count is from a past day (a key that
-///   looks exactly like a new one) is dropped by sweeps that decisions make,
-///   one shard a second of clock time (see
-///   [`MemoryLimiter::with_sweep_interval`]), and by the insert that finds
-///   its shard has doubled since its last sweep.
+///   looks exactly like a new one) is dropped by the sweeps decisions make
+///   once a UTC day (a key can only become idle when its day is past: see
+///   [`MemoryLimiter::with_daily_sweeps`]), and by the insert that finds its
+///   shard has doubled since its last sweep.
 ///
 /// ```
 /// use std::time::Duration;
@@ -85,12 +77,12 @@ pub struct MemoryLimiter<K, C = SystemClock, S = FastHashBuilder> {
     shards: Box<[Shard<K, S>]>,
     clock: C,
     hasher: S,
-    /// The clock time (µs) at which the next shard is due for a sweep.
-    next_sweep: AtomicU64,
-    /// The shard the next periodic sweep takes (modulo [`SHARDS`]).
+    /// The UTC day whose sweep of every shard has started.
+    swept_day: AtomicU32,
+    /// The next shard that day's sweep takes; [`SHARDS`] and above when done.
     sweep_cursor: AtomicUsize,
-    /// µs of clock time between two periodic shard sweeps; 0 for none.
-    sweep_step: u64,
+    /// Whether decisions make the daily sweeps.
+    daily_sweeps: bool,
 }
 
 /// The usual in-memory limiter: `String` keys, the system clock.
@@ -189,27 +181,22 @@ impl<K, C, S: Clone> MemoryLimiter<K, C, S> {
             shards,
             clock,
             hasher,
-            next_sweep: AtomicU64::new(0),
-            sweep_cursor: AtomicUsize::new(0),
-            sweep_step: DEFAULT_SWEEP_INTERVAL.as_micros() as u64,
+            swept_day: AtomicU32::new(0),
+            sweep_cursor: AtomicUsize::new(SHARDS),
+            daily_sweeps: true,
         }
     }
 
-    /// How often a decision sweeps one of the 64 shards (dropping idle
-    /// state), in clock time: by default every second, so the whole map is
-    /// swept every 64 seconds while requests come, even when no new key
-    /// arrives. A thread looks whether a sweep is due once in 1024 of its
-    /// decisions, which bounds what sweeps cost per decision when the clock
-    /// runs fast (a manual one) and delays them by that many decisions when
-    /// it does not. `None` leaves sweeping to inserts (a shard that doubled
-    /// since its last sweep) and [`MemoryLimiter::sweep`].
+    /// Whether decisions sweep every shard once a UTC day (the default):
+    /// the first decisions of a day that look for one (a thread looks once
+    /// in 1024 of its decisions) sweep the 64 shards one by one, dropping the
+    /// state of keys last used on a past day whose bucket is full, so memory
+    /// goes back while requests come even when no new key arrives. `false`
+    /// leaves sweeping to inserts (a shard that doubled since its last sweep)
+    /// and [`MemoryLimiter::sweep`].
     #[must_use]
-    pub fn with_sweep_interval(mut self, interval: Option<Duration>) -> Self {
-        self.sweep_step = interval.map_or(0, |interval| {
-            u64::try_from(interval.as_micros())
-                .unwrap_or(u64::MAX)
-                .max(1)
-        });
+    pub fn with_daily_sweeps(mut self, enabled: bool) -> Self {
+        self.daily_sweeps = enabled;
         self
     }
 }
@@ -273,8 +260,8 @@ where
             // under the write lock, with the key's record of the step back.
             _ => self.check_exclusive(shard, key, limits),
         };
-        if sweep_check_turn() {
-            self.sweep_if_due(outcome.now());
+        if self.daily_sweeps && sweep_check_turn() {
+            self.sweep_next_shard(outcome.now());
         }
         // The snapshot's arithmetic runs after the lock is released.
         outcome.decision(limits)
@@ -339,24 +326,26 @@ where
             .sum()
     }
 
-    /// Sweeps the next shard when one is due: one shard a second of clock
-    /// time, so idle state goes away while requests come even when no new
-    /// key arrives. Costs one load when nothing is due.
+    /// Sweeps the next shard of today's sweep, if one is left; the first
+    /// call of a new UTC day starts that day's sweep.
     #[cold]
-    fn sweep_if_due(&self, now: u64) {
-        let due = self.next_sweep.load(Ordering::Relaxed);
-        if now < due || self.sweep_step == 0 {
+    fn sweep_next_shard(&self, now: u64) {
+        let today = day_of(now);
+        let swept = self.swept_day.load(Ordering::Relaxed);
+        if today > swept
+            && self
+                .swept_day
+                .compare_exchange(swept, today, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.sweep_cursor.store(0, Ordering::Relaxed);
+        }
+        if self.sweep_cursor.load(Ordering::Relaxed) >= SHARDS {
             return;
         }
-        let next = now.saturating_add(self.sweep_step);
-        // One thread claims the step; the others carry on.
-        if self
-            .next_sweep
-            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-        {
-            let shard = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
-            write(&self.shards[shard]).sweep(now);
+        let shard = self.sweep_cursor.fetch_add(1, Ordering::Relaxed);
+        if let Some(shard) = self.shards.get(shard) {
+            write(shard).sweep(now);
         }
     }
 

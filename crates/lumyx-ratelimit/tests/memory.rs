@@ -402,7 +402,7 @@ fn idle_state_is_reclaimed_without_new_keys() {
     assert_eq!(limiter.len(), 200_000);
     let full_capacity = limiter.capacity();
     // Three days later only 100 keys are in use, for a quarter of an hour
-    // (90,000 decisions: a thread looks for a due sweep every 1024).
+    // (90,000 decisions: a thread looks for a shard to sweep every 1024).
     clock.advance(Duration::from_secs(3 * 86_400));
     for _ in 0..900 {
         for key in 0..100u64 {
@@ -674,9 +674,9 @@ proptest! {
     ) {
         let clock = ManualClock::default();
         clock.advance(Duration::from_micros(start));
-        // Periodic sweeps would forget idle keys at moments the model cannot
+        // Daily sweeps would forget idle keys at moments the model cannot
         // know; the model's sweeps are the explicit ones.
-        let limiter = MemoryLimiter::<u8, _>::with_clock(clock.clone()).with_sweep_interval(None);
+        let limiter = MemoryLimiter::<u8, _>::with_clock(clock.clone()).with_daily_sweeps(false);
         let mut model = Model::default();
         let mut now = start;
         let mut retry = 0;

@@ -236,7 +236,7 @@ async fn matches_the_memory_limiter_step_by_step() {
     // Redis keeps idle keys until their TTL (in real time); memory must not
     // forget them earlier, or a step back would find them fresh.
     let memory = lumyx_ratelimit::MemoryLimiter::<String, _>::with_clock(clock.clone())
-        .with_sweep_interval(None);
+        .with_daily_sweeps(false);
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..600 {
         seed ^= seed << 13;
