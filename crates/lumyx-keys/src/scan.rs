@@ -209,6 +209,16 @@ impl KeySearch {
         if !(bounded_before && bounded_after) {
             return None;
         }
+        // Most text that starts like a key is a name such as `nova_api_key`:
+        // it is refused at its first byte that is not a lowercase hex digit,
+        // before a parse that would look at all 64 bytes.
+        let digits = &candidate[self.format.prefix().len()..];
+        if !digits
+            .iter()
+            .all(|&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return None;
+        }
         let candidate = std::str::from_utf8(candidate).ok()?;
         self.format.parse(candidate).ok().map(|key| key.hint())
     }
