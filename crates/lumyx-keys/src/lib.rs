@@ -38,5 +38,5 @@ pub use redact::{REDACT_MIN_RUN, redact};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisKeyStore, RedisKeyStoreBuilder};
-pub use scan::{Finding, Findings, Scanner};
+pub use scan::{Finding, Findings, MIN_SCAN_BUFFER_LEN, ReaderFindings, SCAN_BUFFER_LEN, Scanner};
 pub use store::{KeyStore, Verification, verify};
