@@ -34,6 +34,10 @@ pub struct Limits {
     /// than divided out on every decision.
     #[serde(skip)]
     interval_micros: u32,
+    /// The bucket's capacity, `rate_limit_per_minute * interval_micros` (at
+    /// most a minute in µs), computed once here.
+    #[serde(skip)]
+    capacity_micros: u32,
     /// `2^52 / interval_micros + 1`: a multiplier that divides by the interval
     /// exactly for any dividend below 2^26 (see [`Limits::per_interval`]), so
     /// a decision needs no division instruction.
@@ -84,6 +88,7 @@ impl Limits {
             rate_limit_per_minute,
             daily_limit,
             interval_micros,
+            capacity_micros: interval_micros * rate_limit_per_minute,
             interval_reciprocal: (1 << RECIPROCAL_SHIFT) / interval_micros as u64 + 1,
         }
     }
@@ -92,6 +97,12 @@ impl Limits {
     #[inline]
     pub(crate) const fn interval_micros(self) -> u32 {
         self.interval_micros
+    }
+
+    /// The capacity of the minute bucket in microseconds: `rpm` intervals.
+    #[inline]
+    pub(crate) const fn capacity_micros(self) -> u32 {
+        self.capacity_micros
     }
 
     /// `micros / interval_micros`, rounded down, for `micros < 2^26` (above

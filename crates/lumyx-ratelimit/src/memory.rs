@@ -1,12 +1,11 @@
 use std::borrow::Borrow;
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::policy::{Outcome, PackedState, StepBack, day_of};
+use crate::policy::{Outcome, PackedState, StepBack, day_of, until_midnight};
 use crate::{Clock, Decision, FastHashBuilder, Limits, Snapshot, SystemClock};
 
 /// The number of shards: enough that threads rarely meet on one lock, few
@@ -16,25 +15,13 @@ const SHARDS: usize = 64;
 /// A shard is swept no earlier than when it holds this many keys.
 const MIN_SWEEP: usize = 64;
 
-/// A thread looks whether a daily sweep has a shard left to do once in this
-/// many of its decisions, so the sweeps of a day are spread over many
-/// decisions and cost each of them a few map entries at most on average.
-const DECISIONS_PER_SWEEP_CHECK: u32 = 1024;
+/// The clock time between the sweeps of two shards in a day's pass, so that
+/// a pass is spread over a minute instead of stalling one decision.
+const SWEEP_SPACING_MICROS: u64 = 1_000_000;
 
-thread_local! {
-    /// Decisions of this thread, for [`DECISIONS_PER_SWEEP_CHECK`].
-    static DECISIONS: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Whether this thread's decision is one that looks for a shard to sweep.
-#[inline]
-fn sweep_check_turn() -> bool {
-    DECISIONS.with(|decisions| {
-        let next = decisions.get().wrapping_add(1);
-        decisions.set(next);
-        next % DECISIONS_PER_SWEEP_CHECK == 0
-    })
-}
+/// `next_sweep` before the first decision, which schedules the first pass
+/// at the next midnight: a new limiter has nothing idle to sweep.
+const UNSCHEDULED: u64 = 0;
 
 /// An in-memory limiter: for every key a per-minute token bucket (GCRA) and a
 /// per-UTC-day counter, decided together in one atomic step.
@@ -50,10 +37,10 @@ fn sweep_check_turn() -> bool {
 ///   other; only a new key takes the write lock.
 /// * Memory reclaims itself, with no background thread: the state of a key
 ///   whose bucket is full and whose count is from a past day (a key that
-///   looks exactly like a new one) is dropped by the sweeps decisions make
-///   once a UTC day (a key can only become idle when its day is past: see
-///   [`MemoryLimiter::with_daily_sweeps`]), and by the insert that finds its
-///   shard has doubled since its last sweep.
+///   looks exactly like a new one) is dropped by the pass over every shard
+///   that decisions make after each UTC midnight (a key can only become idle
+///   when its day is past: see [`MemoryLimiter::with_daily_sweeps`]), and by
+///   the insert that finds its shard has doubled since its last sweep.
 ///
 /// ```
 /// use std::time::Duration;
@@ -77,10 +64,13 @@ pub struct MemoryLimiter<K, C = SystemClock, S = FastHashBuilder> {
     shards: Box<[Shard<K, S>]>,
     clock: C,
     hasher: S,
-    /// The UTC day whose sweep of every shard has started.
-    swept_day: AtomicU32,
-    /// The next shard that day's sweep takes; [`SHARDS`] and above when done.
+    /// The clock time (µs) from which the next shard of a daily pass is due;
+    /// after the last shard, the next UTC midnight.
+    next_sweep: AtomicU64,
+    /// The shard the next sweep of a daily pass takes, and the UTC day the
+    /// pass began (a pass overtaken by midnight starts again).
     sweep_cursor: AtomicUsize,
+    sweep_day: AtomicU32,
     /// Whether decisions make the daily sweeps.
     daily_sweeps: bool,
 }
@@ -181,19 +171,20 @@ impl<K, C, S: Clone> MemoryLimiter<K, C, S> {
             shards,
             clock,
             hasher,
-            swept_day: AtomicU32::new(0),
-            sweep_cursor: AtomicUsize::new(SHARDS),
+            next_sweep: AtomicU64::new(UNSCHEDULED),
+            sweep_cursor: AtomicUsize::new(0),
+            sweep_day: AtomicU32::new(0),
             daily_sweeps: true,
         }
     }
 
     /// Whether decisions sweep every shard once a UTC day (the default):
-    /// the first decisions of a day that look for one (a thread looks once
-    /// in 1024 of its decisions) sweep the 64 shards one by one, dropping the
-    /// state of keys last used on a past day whose bucket is full, so memory
-    /// goes back while requests come even when no new key arrives. `false`
-    /// leaves sweeping to inserts (a shard that doubled since its last sweep)
-    /// and [`MemoryLimiter::sweep`].
+    /// from midnight on, decisions sweep the 64 shards one by one, one a
+    /// second of clock time, dropping the state of keys last used on a past
+    /// day whose bucket is full, so memory goes back while requests come
+    /// even when no new key arrives. Outside such a pass a decision pays one
+    /// load and a comparison for it. `false` leaves sweeping to inserts (a
+    /// shard that doubled since its last sweep) and [`MemoryLimiter::sweep`].
     #[must_use]
     pub fn with_daily_sweeps(mut self, enabled: bool) -> Self {
         self.daily_sweeps = enabled;
@@ -255,16 +246,19 @@ where
             .get(key)
             .map(|cell| PackedState::apply_shared(cell, limits, &self.clock));
         let outcome = match known {
-            Some(outcome) if outcome.step_back().is_none() => outcome,
+            Some(outcome) if outcome.behind_since().is_none() => outcome,
             // New, or ahead of the clock by more than a minute: decided
             // under the write lock, with the key's record of the step back.
             _ => self.check_exclusive(shard, key, limits),
         };
-        if self.daily_sweeps && sweep_check_turn() {
-            self.sweep_next_shard(outcome.now());
+        // The snapshot's arithmetic runs after the lock is released, and
+        // before a sweep, so the outcome need not be kept across a call.
+        let now = outcome.now();
+        let decision = outcome.decision(limits);
+        if self.daily_sweeps && now >= self.next_sweep.load(Ordering::Relaxed) {
+            self.sweep_next_shard(now);
         }
-        // The snapshot's arithmetic runs after the lock is released.
-        outcome.decision(limits)
+        decision
     }
 
     /// [`MemoryLimiter::check`] under the shard's write lock: inserts a new
@@ -288,7 +282,12 @@ where
         let recorded = map.step_backs.get(key).copied();
         let outcome = state.apply(limits, now, recorded);
         cell.store(state.word(), Ordering::Release);
-        match outcome.step_back() {
+        let step_back = outcome.behind_since().map(|since| StepBack {
+            since,
+            // A refusal while behind leaves the state as it was.
+            tat: state.tat(now),
+        });
+        match step_back {
             Some(step_back) if recorded != Some(step_back) => {
                 map.step_backs.insert(key.to_owned(), step_back);
             }
@@ -326,26 +325,41 @@ where
             .sum()
     }
 
-    /// Sweeps the next shard of today's sweep, if one is left; the first
-    /// call of a new UTC day starts that day's sweep.
+    /// Sweeps the next shard of the daily pass, if this decision claims the
+    /// step: one shard a second; after the last one the next pass is due at
+    /// the next UTC midnight.
     #[cold]
     fn sweep_next_shard(&self, now: u64) {
-        let today = day_of(now);
-        let swept = self.swept_day.load(Ordering::Relaxed);
-        if today > swept
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        let next = if due == UNSCHEDULED {
+            now.saturating_add(until_midnight(now))
+        } else {
+            now.saturating_add(SWEEP_SPACING_MICROS)
+        };
+        let claimed = now >= due
             && self
-                .swept_day
-                .compare_exchange(swept, today, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.sweep_cursor.store(0, Ordering::Relaxed);
-        }
-        if self.sweep_cursor.load(Ordering::Relaxed) >= SHARDS {
+                .next_sweep
+                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if !claimed || due == UNSCHEDULED {
             return;
         }
-        let shard = self.sweep_cursor.fetch_add(1, Ordering::Relaxed);
-        if let Some(shard) = self.shards.get(shard) {
-            write(shard).sweep(now);
+        // Only the claimant of a step moves the pass on.
+        let today = day_of(now);
+        let mut shard = self.sweep_cursor.load(Ordering::Relaxed);
+        if self.sweep_day.load(Ordering::Relaxed) != today {
+            // A pass starts, or one begun before midnight starts again, so
+            // every shard is swept after yesterday's state became idle.
+            self.sweep_day.store(today, Ordering::Relaxed);
+            shard = 0;
+        }
+        write(&self.shards[shard]).sweep(now);
+        if shard + 1 < SHARDS {
+            self.sweep_cursor.store(shard + 1, Ordering::Relaxed);
+        } else {
+            self.sweep_cursor.store(0, Ordering::Relaxed);
+            let midnight = now.saturating_add(until_midnight(now));
+            self.next_sweep.store(midnight, Ordering::Relaxed);
         }
     }
 

@@ -21,6 +21,11 @@ pub(crate) const MICROS_PER_DAY: u64 = 86_400_000_000;
 /// clock, which must have stepped back (or been read late).
 const MAX_DEBT: u64 = 60_000_000;
 
+/// [`Outcome::behind_since`] of a key the clock is not behind. No step back
+/// starts then: a debt above a minute needs a `now` at least a minute before
+/// the end of time.
+const NOT_BEHIND: u64 = u64::MAX;
+
 /// The whole state of one key (stored packed in 8 bytes as [`PackedState`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct KeyState {
@@ -41,7 +46,7 @@ pub(crate) fn interval(limits: Limits) -> u64 {
 /// The bucket's capacity, `rpm * T` (at most one minute).
 #[inline]
 fn capacity(limits: Limits) -> u64 {
-    interval(limits) * u64::from(limits.rate_limit_per_minute())
+    u64::from(limits.capacity_micros())
 }
 
 #[inline]
@@ -72,6 +77,7 @@ pub(crate) fn snapshot(limits: Limits, now: u64, debt: u64, count: u32) -> Snaps
     let room = capacity(limits).saturating_sub(debt) as u32;
     let remaining = limits.per_interval(room);
     let midnight = Duration::from_micros(until_midnight(now));
+    // A refusal's retry times are these same durations (see `decision`).
     Snapshot {
         minute: PolicySnapshot {
             limit: limits.rate_limit_per_minute(),
@@ -113,8 +119,9 @@ pub(crate) fn decision(
     let Some(denied_by) = denied_by else {
         return Decision::Admitted(snapshot);
     };
-    let minute_wait = (debt + interval(limits)).saturating_sub(capacity(limits));
-    let day_wait = until_midnight(now);
+    // Refused by the minute, the bucket has no room: the next request
+    // regenerates when this one fits. Refused by the day: at midnight.
+    let (minute_wait, day_wait) = (snapshot.minute.next_quota_in, snapshot.day.reset);
     let retry_after = match denied_by {
         DeniedBy::Minute => minute_wait,
         DeniedBy::Day => day_wait,
@@ -122,7 +129,7 @@ pub(crate) fn decision(
     };
     Decision::Denied(Denial {
         denied_by,
-        retry_after: Duration::from_micros(retry_after),
+        retry_after,
         snapshot,
     })
 }
@@ -157,9 +164,11 @@ pub(crate) struct Outcome {
     debt: u64,
     count: u32,
     denied_by: Option<DeniedBy>,
-    /// Set when the clock is behind the key's state by more than a full
-    /// bucket: the step back as the key now records it.
-    step_back: Option<StepBack>,
+    /// When the clock is behind the key's state by more than a minute, the
+    /// start of that step back as the key now records it (see [`StepBack`],
+    /// whose `tat` is the unchanged state's); [`NOT_BEHIND`] otherwise. A
+    /// plain word keeps the outcome small on the hot path.
+    behind_since: u64,
     /// Whether the state was changed and must be written.
     pub(crate) changed: bool,
 }
@@ -167,9 +176,9 @@ pub(crate) struct Outcome {
 impl Outcome {
     #[inline]
     pub(crate) fn decision(self, limits: Limits) -> Decision {
-        match self.step_back {
+        match self.behind_since() {
             None => decision(limits, self.now, self.debt, self.count, self.denied_by),
-            Some(step_back) => stepped_back(limits, self.now, step_back.since, self.count),
+            Some(since) => stepped_back(limits, self.now, since, self.count),
         }
     }
 
@@ -179,10 +188,11 @@ impl Outcome {
         self.now
     }
 
-    /// The step back the key must record, when the clock is behind it.
+    /// The start of the step back the key must record, when the clock is
+    /// behind it.
     #[inline]
-    pub(crate) fn step_back(&self) -> Option<StepBack> {
-        self.step_back
+    pub(crate) fn behind_since(&self) -> Option<u64> {
+        (self.behind_since != NOT_BEHIND).then_some(self.behind_since)
     }
 }
 
@@ -190,19 +200,18 @@ impl Outcome {
 /// the clock since `since`: denied by the minute (and the day, if used up)
 /// until a full bucket of the clock's time has passed.
 pub(crate) fn stepped_back(limits: Limits, now: u64, since: u64, count: u32) -> Decision {
-    let wait = since.saturating_add(capacity(limits)).saturating_sub(now);
+    let wait = Duration::from_micros(since.saturating_add(capacity(limits)).saturating_sub(now));
     let mut snapshot = snapshot(limits, now, capacity(limits), count);
-    snapshot.minute.reset = Duration::from_micros(wait);
-    snapshot.minute.next_quota_in = Duration::from_micros(wait);
-    let day_wait = until_midnight(now);
+    snapshot.minute.reset = wait;
+    snapshot.minute.next_quota_in = wait;
     let (denied_by, retry_after) = if count < limits.daily_limit() {
         (DeniedBy::Minute, wait)
     } else {
-        (DeniedBy::Both, wait.max(day_wait))
+        (DeniedBy::Both, wait.max(snapshot.day.reset))
     };
     Decision::Denied(Denial {
         denied_by,
-        retry_after: Duration::from_micros(retry_after),
+        retry_after,
         snapshot,
     })
 }
@@ -217,8 +226,7 @@ impl KeyState {
     /// request at such a `now` is counted in the stored (later) day. A count
     /// from a past day is zero.
     #[inline]
-    fn observe(&self, now: u64) -> (u64, u64, u32) {
-        let today = day_of(now);
+    fn observe(&self, now: u64, today: u32) -> (u64, u64, u32) {
         let now = now.max(u64::from(self.day).saturating_mul(MICROS_PER_DAY));
         let debt = self.tat.saturating_sub(now);
         // The stored day is past iff it is before the day of the effective
@@ -240,7 +248,11 @@ impl KeyState {
         step_back: Option<StepBack>,
     ) -> (Decision, Option<StepBack>) {
         let outcome = self.apply(limits, now, step_back);
-        (outcome.decision(limits), outcome.step_back())
+        let recorded = outcome.behind_since().map(|since| StepBack {
+            since,
+            tat: self.tat,
+        });
+        (outcome.decision(limits), recorded)
     }
 
     /// The state change of one request: the cheap part of a decision, done
@@ -262,7 +274,22 @@ impl KeyState {
         now: u64,
         recorded: Option<StepBack>,
     ) -> Outcome {
-        let (now, mut debt, count) = self.observe(now);
+        self.apply_on(limits, now, day_of(now), recorded)
+    }
+
+    /// [`KeyState::apply`], given `today = day_of(now)`.
+    #[inline]
+    fn apply_on(
+        &mut self,
+        limits: Limits,
+        now: u64,
+        today: u32,
+        recorded: Option<StepBack>,
+    ) -> Outcome {
+        let (now, mut debt, count) = self.observe(now, today);
+        // The day of the effective time: the stored day when that is later
+        // than today (the clock stepped back), else today.
+        let day = today.max(self.day);
         let mut changed = false;
         if debt > MAX_DEBT {
             let since = recorded
@@ -274,10 +301,7 @@ impl KeyState {
                     debt: capacity(limits),
                     count,
                     denied_by: Some(DeniedBy::Minute),
-                    step_back: Some(StepBack {
-                        since,
-                        tat: self.tat,
-                    }),
+                    behind_since: since,
                     changed: false,
                 };
             }
@@ -293,7 +317,7 @@ impl KeyState {
                 debt,
                 count,
                 denied_by,
-                step_back: None,
+                behind_since: NOT_BEHIND,
                 changed,
             };
         }
@@ -301,7 +325,7 @@ impl KeyState {
         *self = KeyState {
             // Saturating: a manual clock can be advanced to the end of time.
             tat: now.saturating_add(debt),
-            day: day_of(now),
+            day,
             count: count + 1,
         };
         Outcome {
@@ -309,7 +333,7 @@ impl KeyState {
             debt,
             count: count + 1,
             denied_by: None,
-            step_back: None,
+            behind_since: NOT_BEHIND,
             changed: true,
         }
     }
@@ -379,10 +403,15 @@ impl PackedState {
 
     #[inline]
     fn unpack(self, now: u64) -> KeyState {
+        self.unpack_on(day_of(now))
+    }
+
+    /// [`PackedState::unpack`], given `today`, the day of the time it is read at.
+    #[inline]
+    fn unpack_on(self, today: u32) -> KeyState {
         if self.0 == 0 {
             return KeyState::default();
         }
-        let today = day_of(now);
         let stored = (self.0 >> (OFFSET_BITS + COUNT_BITS)) as u32;
         let behind = today.wrapping_sub(stored) % DAY_MODULUS;
         let day = if behind < DAY_MODULUS / 2 {
@@ -407,8 +436,9 @@ impl PackedState {
         now: u64,
         recorded: Option<StepBack>,
     ) -> Outcome {
-        let mut state = self.unpack(now);
-        let outcome = state.apply(limits, now, recorded);
+        let today = day_of(now);
+        let mut state = self.unpack_on(today);
+        let outcome = state.apply_on(limits, now, today, recorded);
         if outcome.changed {
             *self = Self::pack(state);
         }
@@ -618,7 +648,7 @@ mod tests {
                 count: 5,
             };
             let now = 20_000 * MICROS_PER_DAY + (seed >> 3) % (20 * MICROS_PER_DAY);
-            let (effective, _, count) = state.observe(now);
+            let (effective, _, count) = state.observe(now, day_of(now));
             let past = state.day < day_of(effective);
             assert_eq!(count, if past { 0 } else { 5 }, "{state:?} at {now}");
         }
@@ -628,7 +658,7 @@ mod tests {
                 day: u32::MAX,
                 count: 5,
             };
-            assert_eq!(state.observe(now).2, 5);
+            assert_eq!(state.observe(now, day_of(now)).2, 5);
         }
     }
 
