@@ -26,6 +26,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+#[path = "interleave.rs"]
+mod interleave;
+
 use async_openai::types::chat::{CreateChatCompletionRequest, CreateChatCompletionResponse};
 use criterion::{Criterion, Throughput, criterion_group};
 use lumyx_api_types::{ChatCompletionRequest, ChatCompletionResponse, parse_json};
@@ -138,11 +141,6 @@ fn api_types(c: &mut Criterion) {
     group.finish();
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Times alternating batches of `ours` and `theirs` and prints the median
 /// time of each and the median of the per-round ratios.
 fn interleave(name: &str, mut ours: impl FnMut(), mut theirs: impl FnMut()) {
@@ -155,24 +153,10 @@ fn interleave(name: &str, mut ours: impl FnMut(), mut theirs: impl FnMut()) {
         }
         start.elapsed().as_secs_f64() * 1e9 / f64::from(BATCH)
     }
-    let (mut a, mut b, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let (x, y) = if round % 2 == 0 {
-            let x = time(&mut ours);
-            (x, time(&mut theirs))
-        } else {
-            let y = time(&mut theirs);
-            (time(&mut ours), y)
-        };
-        a.push(x);
-        b.push(y);
-        ratio.push(x / y);
-    }
+    let result = interleave::interleave(ROUNDS, || time(&mut ours), || time(&mut theirs));
     println!(
         "interleaved {name}: lumyx {:.0} ns, async-openai {:.0} ns, ratio {:.3}",
-        median(&mut a),
-        median(&mut b),
-        median(&mut ratio)
+        result.ours_ns, result.theirs_ns, result.ratio
     );
 }
 

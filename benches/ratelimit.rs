@@ -2,15 +2,18 @@
 //!
 //! * `memory`: one decision (our minute + day, governor's minute only) on the
 //!   same keys, 1 key and 100,000 keys: admitted decisions (manual clocks
-//!   moved a minute before each, 1 and 2 threads), denied decisions (frozen
-//!   clocks, emptied buckets), and both on their default (real) clocks, where
+//!   moved before each, 1 and 2 threads), denied decisions (frozen clocks,
+//!   emptied buckets), and both on their default (real) clocks, where
 //!   hammered keys are mostly denied.
 //! * state bytes per key with 1,000,000 keys, printed before the groups run.
 //! * `redis`: decisions per second with 50 concurrent callers on loopback,
 //!   and a count of Redis commands per decision (printed), when a
 //!   `redis-server` binary is installed.
 //!
-//! Run: `cargo bench -p lumyx-benches --bench ratelimit`.
+//! Run: `cargo bench -p lumyx-benches --bench ratelimit`. With
+//! `LUMYX_BENCH_INTERLEAVED=1` the `memory` rows are first also measured
+//! interleaved (alternating batches of both limiters; see `interleave.rs`),
+//! whose ratios hold on a noisy machine where criterion's do not.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -24,6 +27,9 @@ use governor::clock::FakeRelativeClock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use lumyx_ratelimit::{Limits, ManualClock, MemoryLimiter, OutagePolicy, RedisLimiter};
 use lumyx_test_support::RedisServer;
+
+#[path = "interleave.rs"]
+mod interleave;
 
 const MANY_KEYS: u64 = 100_000;
 
@@ -50,7 +56,7 @@ fn governor(n: u64) -> DefaultKeyedRateLimiter<u64> {
 }
 
 /// Runs `iters` calls of `f` split over `threads` threads; returns the wall time.
-fn on_threads(threads: u64, iters: u64, f: &(impl Fn(u64) + Sync)) -> Duration {
+fn on_threads(threads: u64, iters: u64, f: &(dyn Fn(u64) + Sync)) -> Duration {
     let start = Instant::now();
     std::thread::scope(|scope| {
         for t in 0..threads {
@@ -82,10 +88,20 @@ fn clocks(c: &mut Criterion) {
     group.finish();
 }
 
-fn memory(c: &mut Criterion) {
-    let mut group = c.benchmark_group("memory");
-    group.throughput(Throughput::Elements(1));
-    let limits = Limits::default();
+/// One row of the `memory` group: the same workload for both limiters, as
+/// closures over the decision number, run on `threads` threads.
+struct Row {
+    id: String,
+    threads: u64,
+    ours: Box<dyn Fn(u64) + Sync>,
+    theirs: Box<dyn Fn(u64) + Sync>,
+    /// Decisions made and denied, when the row should admit (printed).
+    denials: Option<[Arc<(AtomicU64, AtomicU64)>; 2]>,
+}
+
+/// The rows of the `memory` group.
+fn rows() -> Vec<Row> {
+    let mut rows = Vec::new();
 
     // Admitted decisions: both limiters on manual clocks that move before
     // each decision, so decisions admit; both pay the same one atomic add for
@@ -104,40 +120,38 @@ fn memory(c: &mut Criterion) {
         ("100k keys", MANY_KEYS, Duration::from_millis(1)),
     ] {
         let clock = ManualClock::at("2026-11-27T00:00:01Z".parse().unwrap());
-        let ours = MemoryLimiter::<u64, _>::with_clock(clock.clone());
-        let theirs = RateLimiter::dashmap_with_clock(fast_quota, FakeRelativeClock::default());
+        let ours = Arc::new(MemoryLimiter::<u64, _>::with_clock(clock.clone()));
+        let theirs = Arc::new(RateLimiter::dashmap_with_clock(
+            fast_quota,
+            FakeRelativeClock::default(),
+        ));
         for k in 0..n {
             let _ = ours.check(&k, fast);
             let _ = theirs.check_key(&k);
         }
         for threads in [1, 2] {
-            let id = format!("admitted, {label}, {}", plural_threads(threads));
-            let (decided, denied) = (AtomicU64::new(0), AtomicU64::new(0));
-            group.bench_function(BenchmarkId::new("lumyx minute+day", &id), |b| {
-                b.iter_custom(|iters| {
-                    decided.fetch_add(iters, Ordering::Relaxed);
-                    on_threads(threads, iters, &|i| {
-                        clock.advance(step);
-                        if !black_box(ours.check(&key(i, n), fast)).is_admitted() {
-                            denied.fetch_add(1, Ordering::Relaxed);
-                        }
-                    })
-                })
+            let counts = [Arc::default(), Arc::default()];
+            let (ours, theirs, clock) = (ours.clone(), theirs.clone(), clock.clone());
+            let [our_counts, their_counts]: [Arc<(AtomicU64, AtomicU64)>; 2] = counts.clone();
+            rows.push(Row {
+                id: format!("admitted, {label}, {}", plural_threads(threads)),
+                threads,
+                ours: Box::new(move |i| {
+                    clock.advance(step);
+                    our_counts.0.fetch_add(1, Ordering::Relaxed);
+                    if !black_box(ours.check(&key(i, n), fast)).is_admitted() {
+                        our_counts.1.fetch_add(1, Ordering::Relaxed);
+                    }
+                }),
+                theirs: Box::new(move |i| {
+                    theirs.clock().advance(step);
+                    their_counts.0.fetch_add(1, Ordering::Relaxed);
+                    if black_box(theirs.check_key(&key(i, n))).is_err() {
+                        their_counts.1.fetch_add(1, Ordering::Relaxed);
+                    }
+                }),
+                denials: Some(counts),
             });
-            report_denials("lumyx", &id, &decided, &denied);
-            let (decided, denied) = (AtomicU64::new(0), AtomicU64::new(0));
-            group.bench_function(BenchmarkId::new("governor minute", &id), |b| {
-                b.iter_custom(|iters| {
-                    decided.fetch_add(iters, Ordering::Relaxed);
-                    on_threads(threads, iters, &|i| {
-                        theirs.clock().advance(step);
-                        if black_box(theirs.check_key(&key(i, n))).is_err() {
-                            denied.fetch_add(1, Ordering::Relaxed);
-                        }
-                    })
-                })
-            });
-            report_denials("governor", &id, &decided, &denied);
         }
     }
 
@@ -154,20 +168,16 @@ fn memory(c: &mut Criterion) {
             let _ = ours.check(&k, one);
             let _ = theirs.check_key(&k);
         }
-        let id = format!("denied, {label}, 1 thread");
-        group.bench_function(BenchmarkId::new("lumyx minute+day", &id), |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i += 1;
+        rows.push(Row {
+            id: format!("denied, {label}, 1 thread"),
+            threads: 1,
+            ours: Box::new(move |i| {
                 assert!(!black_box(ours.check(&key(i, n), one)).is_admitted());
-            })
-        });
-        group.bench_function(BenchmarkId::new("governor minute", &id), |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i += 1;
+            }),
+            theirs: Box::new(move |i| {
                 assert!(black_box(theirs.check_key(&key(i, n))).is_err());
-            })
+            }),
+            denials: None,
         });
     }
 
@@ -175,33 +185,70 @@ fn memory(c: &mut Criterion) {
     // full speed, a key at 60 per minute is nearly always denied, so this
     // mostly measures denials plus a clock read.
     for (label, n) in [("1 key", 1), ("100k keys", MANY_KEYS)] {
-        let ours = lumyx(n);
-        let theirs = governor(n);
+        let ours = Arc::new(lumyx(n));
+        let theirs = Arc::new(governor(n));
         for threads in [1, 2] {
-            let id = format!("real clock, {label}, {}", plural_threads(threads));
-            group.bench_function(BenchmarkId::new("lumyx minute+day", &id), |b| {
-                b.iter_custom(|iters| {
-                    on_threads(threads, iters, &|i| {
-                        let _ = black_box(ours.check(&key(i, n), limits));
-                    })
-                })
+            let (ours, theirs) = (ours.clone(), theirs.clone());
+            rows.push(Row {
+                id: format!("real clock, {label}, {}", plural_threads(threads)),
+                threads,
+                ours: Box::new(move |i| {
+                    let _ = black_box(ours.check(&key(i, n), Limits::default()));
+                }),
+                theirs: Box::new(move |i| {
+                    let _ = black_box(theirs.check_key(&key(i, n)));
+                }),
+                denials: None,
             });
-            group.bench_function(BenchmarkId::new("governor minute", &id), |b| {
-                b.iter_custom(|iters| {
-                    on_threads(threads, iters, &|i| {
-                        let _ = black_box(theirs.check_key(&key(i, n)));
-                    })
-                })
-            });
+        }
+    }
+    rows
+}
+
+fn memory(c: &mut Criterion) {
+    let mut group = c.benchmark_group("memory");
+    group.throughput(Throughput::Elements(1));
+    for row in rows() {
+        group.bench_function(BenchmarkId::new("lumyx minute+day", &row.id), |b| {
+            b.iter_custom(|iters| on_threads(row.threads, iters, &*row.ours))
+        });
+        group.bench_function(BenchmarkId::new("governor minute", &row.id), |b| {
+            b.iter_custom(|iters| on_threads(row.threads, iters, &*row.theirs))
+        });
+        if let Some([ours, theirs]) = &row.denials {
+            report_denials("lumyx", &row.id, ours);
+            report_denials("governor", &row.id, theirs);
         }
     }
     group.finish();
 }
 
-fn report_denials(who: &str, id: &str, decided: &AtomicU64, denied: &AtomicU64) {
+/// The rows of the `memory` group, interleaved: alternating batches of 20,000
+/// decisions of each limiter, 100 rounds, medians (see `interleave.rs`).
+fn memory_interleaved() {
+    const BATCH: u64 = 20_000;
+    const ROUNDS: usize = 100;
+    println!("memory, interleaved ({ROUNDS} rounds of {BATCH} decisions each, medians):");
+    for row in rows() {
+        let per_decision = |f: &(dyn Fn(u64) + Sync)| {
+            on_threads(row.threads, BATCH, f).as_nanos() as f64 / BATCH as f64
+        };
+        let result = interleave::interleave(
+            ROUNDS,
+            || per_decision(&*row.ours),
+            || per_decision(&*row.theirs),
+        );
+        println!(
+            "  {}: lumyx {:.1} ns, governor {:.1} ns, ratio {:.2}",
+            row.id, result.ours_ns, result.theirs_ns, result.ratio
+        );
+    }
+}
+
+fn report_denials(who: &str, id: &str, counts: &(AtomicU64, AtomicU64)) {
     let (decided, denied) = (
-        decided.load(Ordering::Relaxed),
-        denied.load(Ordering::Relaxed),
+        counts.0.load(Ordering::Relaxed),
+        counts.1.load(Ordering::Relaxed),
     );
     println!(
         "  {who}, {id}: {denied} of {decided} decisions denied ({:.4}%)",
@@ -353,10 +400,11 @@ fn redis(c: &mut Criterion) {
         // Redis counts the commands a script runs among all commands; the
         // ones a client sent are the rest (less the first INFO, counted in
         // the second reading).
-        let inside_script = delta("time") + delta("hmget") + delta("hset") + delta("pexpire");
+        let inside_script =
+            delta("time") + delta("hmget") + delta("hset") + delta("hdel") + delta("pexpire");
         println!(
             "redis round trips: {N} decisions -> {} EVALSHA, {} commands sent by clients \
-             ({} processed in total, {inside_script} of them TIME/HMGET/HSET/PEXPIRE inside the script)",
+             ({} processed in total, {inside_script} of them TIME/HMGET/HSET/HDEL/PEXPIRE inside the script)",
             delta("evalsha"),
             total_after - total_before - inside_script - 1,
             total_after - total_before - 1,
@@ -383,6 +431,9 @@ fn redis(c: &mut Criterion) {
 criterion_group!(benches, clocks, memory, redis);
 
 fn main() {
+    if std::env::var_os("LUMYX_BENCH_INTERLEAVED").is_some() {
+        memory_interleaved();
+    }
     memory_report();
     benches();
     Criterion::default().configure_from_args().final_summary();

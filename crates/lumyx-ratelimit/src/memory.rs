@@ -9,8 +9,10 @@ use crate::policy::{Outcome, PackedState, StepBack, day_of, until_midnight};
 use crate::{Clock, Decision, FastHashBuilder, Limits, Snapshot, SystemClock};
 
 /// The number of shards: enough that threads rarely meet on one lock, few
-/// enough that an idle limiter stays small.
-const SHARDS: usize = 64;
+/// enough that their lock words stay in the first-level cache beside the
+/// keys' data (64 shards measured 15% more L1 misses per decision than 16,
+/// and were slower with 2 threads).
+const SHARDS: usize = 16;
 
 /// A shard is swept no earlier than when it holds this many keys.
 const MIN_SWEEP: usize = 64;
@@ -30,7 +32,7 @@ const UNSCHEDULED: u64 = 0;
 ///   `String` keys) and the key is cloned only when first seen.
 /// * Limits are passed with every call, so each key has its own, and changing
 ///   them keeps the key's state.
-/// * 64 shards, each an `RwLock<HashMap<K, AtomicU64>>`, keys hashed by
+/// * 16 shards, each an `RwLock<HashMap<K, AtomicU64>>`, keys hashed by
 ///   default with the randomly seeded [`FastHashBuilder`]. A known key is
 ///   decided under the read lock by one compare-and-swap of its 8-byte state
 ///   (both policies packed in one word), so requests never wait for each
@@ -179,7 +181,7 @@ impl<K, C, S: Clone> MemoryLimiter<K, C, S> {
     }
 
     /// Whether decisions sweep every shard once a UTC day (the default):
-    /// from midnight on, decisions sweep the 64 shards one by one, one a
+    /// from midnight on, decisions sweep the 16 shards one by one, one a
     /// second of clock time, dropping the state of keys last used on a past
     /// day whose bucket is full, so memory goes back while requests come
     /// even when no new key arrives. Outside such a pass a decision pays one
@@ -241,10 +243,13 @@ where
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let shard = self.shard(key);
+        // Read before the lock, so the read overlaps the lookup; see
+        // `apply_shared` for when it is read again.
+        let read_before = self.clock.now().unix_micros();
         let known = read(shard)
             .entries
             .get(key)
-            .map(|cell| PackedState::apply_shared(cell, limits, &self.clock));
+            .map(|cell| PackedState::apply_shared(cell, limits, &self.clock, read_before));
         let outcome = match known {
             Some(outcome) if outcome.behind_since().is_none() => outcome,
             // New, or ahead of the clock by more than a minute: decided

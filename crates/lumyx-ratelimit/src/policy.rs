@@ -83,7 +83,7 @@ pub(crate) fn snapshot(limits: Limits, now: u64, debt: u64, count: u32) -> Snaps
             limit: limits.rate_limit_per_minute(),
             remaining,
             reset: Duration::from_micros(debt),
-            next_quota_in: Duration::from_micros(next_token(limits, debt, remaining)),
+            next_quota_in: Duration::from_micros(next_token(limits, debt)),
         },
         day: PolicySnapshot {
             limit: limits.daily_limit(),
@@ -94,15 +94,22 @@ pub(crate) fn snapshot(limits: Limits, now: u64, debt: u64, count: u32) -> Snaps
     }
 }
 
-/// The time until the bucket holds one more request than the `remaining`
-/// it holds with `debt`: zero when it is full, else when the debt has fallen
-/// to `capacity - (remaining + 1) * T`.
+/// The time until the bucket holds one more request than it does with
+/// `debt`: zero when it is full; when it has no room, the time until one
+/// request fits, `debt + T - capacity`; else the part of the debt above its
+/// last whole interval, `debt - T * floor((debt - 1) / T)`, in `(0, T]`.
+/// (Computed from the debt alone, not from `remaining`, so the two products
+/// run side by side.)
 #[inline]
-fn next_token(limits: Limits, debt: u64, remaining: u32) -> u64 {
+fn next_token(limits: Limits, debt: u64) -> u64 {
     if debt == 0 {
-        return 0;
+        0
+    } else if debt + interval(limits) > capacity(limits) {
+        debt + interval(limits) - capacity(limits)
+    } else {
+        // Below the capacity, so below 2^26 as `per_interval` requires.
+        debt - interval(limits) * u64::from(limits.per_interval((debt - 1) as u32))
     }
-    debt + interval(limits) * (u64::from(remaining) + 1) - capacity(limits)
 }
 
 /// The decision, given the state after it: for a denial the state is
@@ -445,28 +452,42 @@ impl PackedState {
         outcome
     }
 
-    /// [`KeyState::apply`] on a shared stored form, at the time `clock`
-    /// reads: a compare-and-swap loop, so concurrent requests of one key
-    /// never wait on each other. A denial writes nothing.
+    /// [`KeyState::apply`] on a shared stored form: a compare-and-swap loop,
+    /// so concurrent requests of one key never wait on each other. A denial
+    /// writes nothing.
     ///
-    /// The clock is read after the state is loaded, and again on every
-    /// retry: a state written by a request decided at a later time makes the
-    /// compare-and-swap fail, so no request is decided on a newer state with
-    /// an older time (a late clock read cannot hand out quota).
+    /// `read_before` is the clock read before the state was loaded, so it may
+    /// be older than the time of the request that wrote the state. That is
+    /// harmless while the bucket holds debt (`tat > read_before`): an older
+    /// time only sees more debt, so it may refuse a little early but never
+    /// admits what a fresh read would not, and an admission moves `tat` on by
+    /// one interval either way. Only an idle bucket would start its debt too
+    /// early from an old time, so then the clock is read again, after the
+    /// load: no request is decided on a state written at a later time than
+    /// its own, and a late clock read cannot hand out quota.
     #[inline]
     pub(crate) fn apply_shared<C: Clock + ?Sized>(
         cell: &AtomicU64,
         limits: Limits,
         clock: &C,
+        read_before: u64,
     ) -> Outcome {
         let mut current = cell.load(Ordering::Acquire);
         loop {
-            let now = clock.now().unix_micros();
-            let mut packed = Self(current);
-            let outcome = packed.apply(limits, now, None);
+            let (mut now, mut today) = (read_before, day_of(read_before));
+            let mut state = Self(current).unpack_on(today);
+            if state.tat <= now {
+                now = clock.now().unix_micros();
+                if day_of(now) != today {
+                    today = day_of(now);
+                    state = Self(current).unpack_on(today);
+                }
+            }
+            let outcome = state.apply_on(limits, now, today, None);
             if !outcome.changed {
                 return outcome;
             }
+            let packed = Self::pack(state);
             match cell.compare_exchange_weak(current, packed.0, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => return outcome,

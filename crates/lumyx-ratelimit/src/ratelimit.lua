@@ -85,7 +85,7 @@ if count >= daily then code = code + 2 end
 local function write(new_tat, new_day, new_count)
   redis.call('HSET', KEYS[1], 't', string.format('%d', new_tat),
     'd', string.format('%d', new_day), 'c', string.format('%d', new_count))
-  redis.call('HDEL', KEYS[1], 'b', 'bt')
+  if state[4] then redis.call('HDEL', KEYS[1], 'b', 'bt') end
   redis.call('PEXPIRE', KEYS[1],
     string.format('%d', math.ceil((day_micros - now % day_micros) / 1000) + 60000))
 end
