@@ -270,10 +270,9 @@ impl KeyState {
     /// which the key's debt exceeds a minute, more than any bucket holds (a
     /// clock that stepped back, or a clock read that came late), is refused
     /// without writing anything, so when the clock is back the key is exactly
-    /// where it was. Only if the
-    /// clock stays behind for a full bucket of its own time (a real step
-    /// back) is the bucket refilled, from the moment the step back was first
-    /// seen: a real step back costs at most one bucket.
+    /// where it was. Only if the clock stays behind for a full bucket of its
+    /// own time (a real step back) is the bucket refilled, from the moment the
+    /// step back was first seen: a real step back costs at most one bucket.
     #[inline]
     pub(crate) fn apply(
         &mut self,
