@@ -13,6 +13,7 @@ mod policy;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
+mod usage;
 
 pub use backend::Backend;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
@@ -24,6 +25,7 @@ pub use memory::{DefaultMemoryLimiter, MemoryLimiter};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{OutagePolicy, RedisLimiter, RedisLimiterBuilder};
+pub use usage::{Counted, Counts, DayUsage, USAGE_DAYS, Usage, UsageCounter};
 
 /// The default key hasher of [`MemoryLimiter`]: `foldhash`'s fast hasher,
 /// randomly seeded per limiter.

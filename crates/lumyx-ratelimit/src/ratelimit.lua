@@ -5,14 +5,21 @@
 -- KEYS[1]  the key's state, a hash: t = GCRA theoretical arrival time,
 --          d = the UTC day (days since the epoch) that c counts, c = count,
 --          and while the clock is more than a bucket behind t: b = the time
---          that was first seen, bt = the t of then. The script touches no
---          other key.
+--          that was first seen, bt = the t of then.
+-- KEYS[2]  optional: the key's usage counts, a hash: for the UTC day d in
+--          slot s = d % 32, "s:day" = d and "s:<what>" its counts; all-time
+--          "t:<what>"; "last" = the time of the last admission. <what> is
+--          admitted, rate_limit_exceeded, daily_limit_exceeded or a refusal
+--          code the caller gives. The script touches no other key.
 -- ARGV[1]  rate_limit_per_minute   ARGV[2]  daily_limit
 -- ARGV[3]  1 to decide (and consume if admitted), 0 to peek
 -- ARGV[4]  the caller's deadline in Redis's clock (µs); 0 for none. A call
 --          that runs later changes nothing: its caller has given up on it.
--- ARGV[5]  optional: "now" in microseconds, replacing Redis's TIME for the
---          decision (tests only; the deadline is always checked against TIME)
+-- ARGV[5]  "now" in microseconds, replacing Redis's TIME for the decision
+--          (tests only; the deadline is always checked against TIME), or ''
+-- ARGV[6]  what to count in KEYS[2]: '' nothing, 'decision' what this
+--          decision came to, else that name (with a peek, for a refusal made
+--          before the limits)
 --
 -- Returns {code, debt, count, now, redis_now, since}: code -1 too late
 -- (nothing done), 0 admitted, 1 minute denied, 2 day denied, 3 both; debt
@@ -52,6 +59,37 @@ if now < day * day_micros then now = day * day_micros end
 local today = math.floor(now / day_micros)
 if day < today then count = 0 end
 
+-- Usage counts (KEYS[2]) for the effective day.
+local function add_usage(what)
+  local slot = today % 32
+  if tonumber(redis.call('HGET', KEYS[2], slot .. ':day')) ~= today then
+    local old = redis.call('HKEYS', KEYS[2])
+    for _, field in ipairs(old) do
+      if string.sub(field, 1, string.len(slot) + 1) == slot .. ':' then
+        redis.call('HDEL', KEYS[2], field)
+      end
+    end
+    redis.call('HSET', KEYS[2], slot .. ':day', string.format('%d', today))
+  end
+  redis.call('HINCRBY', KEYS[2], slot .. ':' .. what, 1)
+  redis.call('HINCRBY', KEYS[2], 't:' .. what, 1)
+  if what == 'admitted' then
+    redis.call('HSET', KEYS[2], 'last', string.format('%d', now))
+  end
+end
+
+local tally = ARGV[6] or ''
+local function count_outcome(code)
+  if tally == 'decision' then
+    if code == 0 then add_usage('admitted')
+    elseif code == 1 then add_usage('rate_limit_exceeded')
+    else add_usage('daily_limit_exceeded') end
+  elseif tally ~= '' then
+    add_usage(tally)
+  end
+end
+
+
 local debt = tat - now
 if debt < 0 then debt = 0 end
 local changed = false
@@ -68,6 +106,7 @@ if debt > 60000000 then
     if consume and (tonumber(state[4]) ~= since or since_tat ~= tat) then
       redis.call('HSET', KEYS[1], 'b', string.format('%d', since), 'bt', string.format('%d', tat))
     end
+    count_outcome(code)
     return {code, capacity, count, now, redis_now, since}
   end
   -- The bucket has refilled in the clock's own time since `since`.
@@ -100,4 +139,5 @@ if consume then
   end
 end
 
+count_outcome(code)
 return {code, debt, count, now, redis_now, -1}

@@ -10,8 +10,8 @@ use redis::{RedisError, Script};
 
 use crate::policy;
 use crate::{
-    Backend, Clock, Decision, DeniedBy, Error, Limits, ManualClock, MemoryLimiter, Snapshot,
-    SystemClock,
+    Backend, Clock, Counted, Counts, DayUsage, Decision, DeniedBy, Error, Limits, ManualClock,
+    MemoryLimiter, Snapshot, SystemClock, Timestamp, Usage,
 };
 
 /// The decision script; see its header for the protocol.
@@ -102,6 +102,7 @@ impl RedisLimiterBuilder {
         Ok(RedisLimiter {
             manager,
             script: Script::new(SCRIPT),
+            usage_script: Script::new(USAGE_SCRIPT),
             url: self.connector.url().clone(),
             key_prefix: self.key_prefix,
             outage_policy: self.outage_policy,
@@ -175,6 +176,7 @@ impl RedisLimiterBuilder {
 pub struct RedisLimiter {
     manager: ConnectionManager,
     script: Script,
+    usage_script: Script,
     url: RedisUrl,
     key_prefix: String,
     outage_policy: OutagePolicy,
@@ -219,6 +221,62 @@ impl RedisClock {
             offset => Some(local_elapsed.wrapping_add(offset)),
         }
     }
+}
+
+/// What a call counts in the key's usage.
+#[derive(Debug, Clone, Copy)]
+enum Tally {
+    Nothing,
+    /// What the decision came to.
+    Decision,
+    /// A refusal made before the limits.
+    Refusal(Counted),
+}
+
+/// Reads a key's usage hash with Redis's `TIME`, in one call.
+const USAGE_SCRIPT: &str = "local t = redis.call('TIME') \
+    return {t[1], t[2], redis.call('HGETALL', KEYS[1])}";
+
+/// The error of a usage read.
+fn usage_error(failure: RedisFailure) -> Error {
+    match failure.class() {
+        FailureClass::Data => Error::Failed {
+            source: Box::new(failure),
+        },
+        _ => Error::Unavailable {
+            source: Box::new(failure),
+        },
+    }
+}
+
+/// The usage in a usage hash (see the script's header), as of `today`.
+fn usage_from_fields(today: u32, fields: &[(String, String)]) -> Usage {
+    let number = |text: &str| text.parse::<u64>().unwrap_or(0);
+    let mut slots: [(Option<u32>, Counts); 32] = [(None, Counts::default()); 32];
+    let mut totals = Counts::default();
+    let mut last_used = None;
+    for (field, value) in fields {
+        if field == "last" {
+            last_used = Some(Timestamp::from_unix_micros(number(value)));
+        } else if let Some(what) = field.strip_prefix("t:") {
+            if let Some(kind) = Counted::from_code(what) {
+                totals.add(kind, number(value));
+            }
+        } else if let Some((slot, what)) = field.split_once(':') {
+            let Some(slot) = slot.parse::<usize>().ok().filter(|slot| *slot < 32) else {
+                continue;
+            };
+            if what == "day" {
+                slots[slot].0 = u32::try_from(number(value)).ok();
+            } else if let Some(kind) = Counted::from_code(what) {
+                slots[slot].1.add(kind, number(value));
+            }
+        }
+    }
+    let days = slots
+        .into_iter()
+        .filter_map(|(day, counts)| day.map(|day| DayUsage { day, counts }));
+    Usage::new(today, days, totals, last_used)
 }
 
 /// A script reply: the decision's parts, or too late to count.
@@ -297,7 +355,7 @@ impl RedisLimiter {
     /// is [`OutagePolicy::Closed`]; [`Error::Failed`] when Redis refused this
     /// key's call (its data is of the wrong type, say).
     pub async fn check(&self, key: &str, limits: Limits) -> Result<Decision, Error> {
-        self.decide(key, limits, true).await
+        self.decide(key, limits, true, Tally::Nothing).await
     }
 
     /// The state of `key` under `limits`, consuming nothing.
@@ -305,12 +363,87 @@ impl RedisLimiter {
     /// # Errors
     /// As [`RedisLimiter::check`].
     pub async fn peek(&self, key: &str, limits: Limits) -> Result<Snapshot, Error> {
-        Ok(*self.decide(key, limits, false).await?.snapshot())
+        Ok(*self
+            .decide(key, limits, false, Tally::Nothing)
+            .await?
+            .snapshot())
+    }
+
+    /// [`RedisLimiter::check`], counting what the decision came to in the
+    /// key's usage (see [`RedisLimiter::usage`]) in the same script, so in
+    /// the same round trip. While Redis cannot serve, decisions made under
+    /// the outage policy are not counted.
+    ///
+    /// # Errors
+    /// As [`RedisLimiter::check`].
+    pub async fn check_counted(&self, key: &str, limits: Limits) -> Result<Decision, Error> {
+        self.decide(key, limits, true, Tally::Decision).await
+    }
+
+    /// [`RedisLimiter::peek`], counting a refusal made before the limits
+    /// (`what`: an expired, revoked or out-of-scope key) in the key's usage,
+    /// in the same round trip.
+    ///
+    /// # Errors
+    /// As [`RedisLimiter::check`].
+    pub async fn peek_counted(
+        &self,
+        key: &str,
+        limits: Limits,
+        what: Counted,
+    ) -> Result<Snapshot, Error> {
+        let decision = self
+            .decide(key, limits, false, Tally::Refusal(what))
+            .await?;
+        Ok(*decision.snapshot())
+    }
+
+    /// The usage counts of `key`: the last 31 UTC days (by Redis's clock),
+    /// totals, last admission.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when Redis cannot be reached, [`Error::Failed`]
+    /// when it refuses the call; usage has no outage policy.
+    pub async fn usage(&self, key: &str) -> Result<Usage, Error> {
+        let usage_key = self.usage_key(key);
+        let read = retry_if_refused(|| async {
+            let mut connection = self.manager.clone();
+            let (secs, micros, fields): (u64, u64, Vec<(String, String)>) = self
+                .usage_script
+                .key(&usage_key)
+                .invoke_async(&mut connection)
+                .await?;
+            Ok((secs * 1_000_000 + micros, fields))
+        });
+        let (redis_now, fields) = match tokio::time::timeout(self.timeout, read).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(err)) => return Err(usage_error(RedisFailure::from(err))),
+            Err(_) => return Err(usage_error(RedisFailure::timed_out(self.timeout))),
+        };
+        let now = match &self.clock {
+            Some(clock) => clock.now().unix_micros(),
+            None => redis_now,
+        };
+        Ok(usage_from_fields(policy::day_of(now), &fields))
+    }
+
+    /// The Redis key of `key`'s usage counts: its state key and `:u`, in the
+    /// same hash slot.
+    pub fn usage_key(&self, key: &str) -> String {
+        let mut usage_key = self.redis_key(key);
+        usage_key.push_str(":u");
+        usage_key
     }
 
     /// Decides (or peeks, when `consume` is false) in Redis, or under the
     /// outage policy when Redis cannot serve.
-    async fn decide(&self, key: &str, limits: Limits, consume: bool) -> Result<Decision, Error> {
+    async fn decide(
+        &self,
+        key: &str,
+        limits: Limits,
+        consume: bool,
+        tally: Tally,
+    ) -> Result<Decision, Error> {
         let down_until = self.down_until.load(Ordering::Relaxed);
         if down_until != 0 {
             let elapsed = self.elapsed_micros();
@@ -333,7 +466,7 @@ impl RedisLimiter {
         let started = self.elapsed_micros();
         let reply = match tokio::time::timeout(
             self.timeout,
-            self.call(key, limits, consume, started),
+            self.call(key, limits, consume, tally, started),
         )
         .await
         {
@@ -368,9 +501,11 @@ impl RedisLimiter {
         key: &str,
         limits: Limits,
         consume: bool,
+        tally: Tally,
         started: u64,
     ) -> Result<Reply, RedisError> {
         let redis_key = self.redis_key(key);
+        let usage_key = self.usage_key(key);
         retry_if_refused(|| async {
             let mut connection = self.manager.clone();
             let started_in_redis = match self.redis_clock.estimate(started) {
@@ -392,9 +527,15 @@ impl RedisLimiter {
                 .arg(limits.daily_limit())
                 .arg(u8::from(consume))
                 .arg(deadline);
-            if let Some(clock) = &self.clock {
-                invocation.arg(clock.now().unix_micros());
-            }
+            match &self.clock {
+                Some(clock) => invocation.arg(clock.now().unix_micros()),
+                None => invocation.arg(""),
+            };
+            match tally {
+                Tally::Nothing => invocation.arg(""),
+                Tally::Decision => invocation.key(&usage_key).arg("decision"),
+                Tally::Refusal(what) => invocation.key(&usage_key).arg(what.code()),
+            };
             let (code, debt, count, now, redis_time, since): (i64, i64, i64, i64, i64, i64) =
                 invocation.invoke_async(&mut connection).await?;
             Ok(parse_reply(

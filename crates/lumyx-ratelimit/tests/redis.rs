@@ -626,3 +626,71 @@ async fn a_lost_reply_is_not_sent_again() {
     let again: u32 = raw.hget("lumyx:rl:{k}", "c").await.unwrap();
     assert_eq!((count, again), (1, 1), "one request, counted once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_counted_with_the_decision_and_matches_memory() {
+    use lumyx_ratelimit::{Counted, UsageCounter};
+    let _ports = PORTS.read().await;
+    let Some(server) = RedisServer::start_or_skip("redis usage") else {
+        return;
+    };
+    let clock = at("2026-11-27T23:50:00Z");
+    let limiter = with_clock(&server, &clock).await;
+    let memory = UsageCounter::default();
+    let limits = limits(3, 5);
+    let mut raw = raw(&server).await;
+    // The first call loads the script (a refused EVALSHA, then SCRIPT LOAD).
+    let _ = limiter.peek("warm-up", limits).await.unwrap();
+    let calls_before = evalsha_calls(&mut raw).await;
+    // Two days: the first ends with a minute refusal and a day refusal.
+    for step in 0..14 {
+        if step == 9 {
+            clock.set("2026-11-28T00:00:30Z".parse().unwrap());
+        }
+        let decision = limiter.check_counted("k", limits).await.unwrap();
+        memory.count(Counted::of(&decision), clock.now());
+        if step % 3 == 2 {
+            clock.advance(Duration::from_secs(60));
+        }
+    }
+    for what in [Counted::Revoked, Counted::OutOfScope, Counted::Expired] {
+        let snapshot = limiter.peek_counted("k", limits, what).await.unwrap();
+        assert_eq!(snapshot.minute.limit, 3);
+        memory.count(what, clock.now());
+    }
+    // One script call each, usage included.
+    assert_eq!(evalsha_calls(&mut raw).await - calls_before, 17);
+
+    let from_redis = limiter.usage("k").await.unwrap();
+    let from_memory = memory.usage(clock.now());
+    assert_eq!(from_redis, from_memory);
+    let today = from_redis.today();
+    assert_eq!(today.get(Counted::Revoked), 1);
+    assert_eq!(from_redis.days.len(), 31);
+    assert_eq!(from_redis.days[29].date().to_string(), "2026-11-27");
+    assert_eq!(from_redis.days[29].counts.admitted(), 5);
+    assert_eq!(from_redis.days[29].counts.get(Counted::DayLimit), 4);
+    assert_eq!(
+        from_redis.totals.admitted() + from_redis.totals.denied(),
+        17
+    );
+    assert!(from_redis.last_used.is_some());
+    // A key never counted has empty usage, every day present.
+    let empty = limiter.usage("never").await.unwrap();
+    assert_eq!(empty.days.len(), 31);
+    assert_eq!(empty.totals, lumyx_ratelimit::Counts::default());
+    assert_eq!(empty.last_used, None);
+}
+
+/// Calls of `EVALSHA` so far, from `INFO commandstats`.
+async fn evalsha_calls(raw: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(raw)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
