@@ -259,4 +259,42 @@ pub struct KeyUsage {
     /// Unix seconds of the last admitted request (`null` if never used).
     #[serde(default)]
     pub last_used_at: Option<i64>,
+    /// The last 31 UTC days, oldest first, every day present (days without
+    /// requests have zero counts).
+    #[serde(default)]
+    pub days: Vec<DayUsage>,
+    /// The key's limits now, read without consuming anything.
+    #[serde(default)]
+    pub limits: Option<UsageLimits>,
+}
+
+/// The counts of one UTC day of a key's usage.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DayUsage {
+    /// The day, `YYYY-MM-DD` (UTC).
+    pub date: String,
+    /// What the day's requests came to.
+    #[serde(flatten)]
+    pub counts: UsageCounts,
+}
+
+/// Both limits of a key at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UsageLimits {
+    /// The per-minute bucket.
+    pub minute: LimitState,
+    /// The per-UTC-day count.
+    pub day: LimitState,
+}
+
+/// One limit at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LimitState {
+    /// Requests per minute, or per UTC day.
+    pub limit: u32,
+    /// How many more requests it admits now.
+    pub remaining: u32,
+    /// Whole seconds, rounded up, until it is full again (minute) or until
+    /// the next UTC midnight (day).
+    pub reset: u64,
 }

@@ -181,4 +181,7 @@ fn lumyx_keys() {
         usage.total.denied_by_reason[&ErrorCode::RateLimitExceeded],
         27
     );
+    assert_eq!(usage.days[1].date, "2026-11-30");
+    assert_eq!(usage.days[1].counts.admitted, 998);
+    assert_eq!(usage.limits.unwrap().day.reset, 41_000);
 }

@@ -6,10 +6,10 @@ use std::time::Duration;
 use lumyx_api_types::{
     ApiError, ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessage,
     Choice, ChunkChoice, CompletionTokensDetails, ContentPart, Conversation, ConversationMessage,
-    CreateKeyRequest, CreatedKey, Delta, ErrorCode, FileRef, FinishReason, FunctionCall,
-    FunctionCallChunk, ImageUrl, InputAudio, KeyRecord, KeyUsage, ListPage, MessageContent,
-    Metadata, Model, Persona, PromptTokensDetails, ResponseMessage, Role, Scope, Stop,
-    StreamOptions, ToolCall, ToolCallChunk, ToolType, Usage, UsageCounts,
+    CreateKeyRequest, CreatedKey, DayUsage, Delta, ErrorCode, FileRef, FinishReason, FunctionCall,
+    FunctionCallChunk, ImageUrl, InputAudio, KeyRecord, KeyUsage, LimitState, ListPage,
+    MessageContent, Metadata, Model, Persona, PromptTokensDetails, ResponseMessage, Role, Scope,
+    Stop, StreamOptions, ToolCall, ToolCallChunk, ToolType, Usage, UsageCounts, UsageLimits,
 };
 use proptest::collection::{btree_map, vec};
 use proptest::option;
@@ -533,7 +533,12 @@ proptest! {
         assert_round_trip(&CreateKeyRequest {
             name, owner, rate_limit_per_minute: rpm, daily_limit: daily, expires_at, scopes,
         });
-        assert_round_trip(&KeyUsage { id: record.id.clone(), today, total, last_used_at });
+        let days = vec![DayUsage { date: "2026-11-30".into(), counts: today.clone() }];
+        let limits = Some(UsageLimits {
+            minute: LimitState { limit: 60, remaining: 59, reset: 1 },
+            day: LimitState { limit: 1000, remaining: 2, reset: 41_000 },
+        });
+        assert_round_trip(&KeyUsage { id: record.id.clone(), today, total, last_used_at, days, limits });
         assert_round_trip(&ListPage::new(vec![record], true, |r: &KeyRecord| &r.id));
     }
 

@@ -32,7 +32,7 @@ pub use lumyx_ratelimit::Limits;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use lumyx_redis::RedisUrl;
-pub use memory::MemoryKeyStore;
+pub use memory::{KeyIdHashBuilder, KeyIdHasher, MemoryKeyStore};
 pub use record::{KeyRecord, KeyStatus, Scope, Scopes};
 pub use redact::{REDACT_MIN_RUN, redact};
 #[cfg(feature = "redis")]

@@ -19,7 +19,7 @@ use crate::{ApiKeyRef, Error, KeyDigest, KeyId, KeyRecord, KeyStore, Verificatio
 /// Shards of the map; a power of two so that picking one is a mask.
 const SHARDS: usize = 16;
 
-type Shard = HashMap<KeyId, Arc<KeyRecord>, BuildHasherDefault<KeyIdHasher>>;
+type Shard = HashMap<KeyId, Arc<KeyRecord>, KeyIdHashBuilder>;
 
 /// A thread-safe in-memory key store.
 ///
@@ -235,12 +235,25 @@ impl KeyStore for MemoryKeyStore {
     }
 }
 
-/// The hasher of the map: a [`KeyId`] hashes itself as one `u64` that is
-/// already uniformly random, so that value is the hash. Only ids that stores
-/// accepted (derived from SHA-256 digests) are ever inserted, so nobody can
-/// choose colliding entries.
+/// The hasher for maps keyed by [`KeyId`]: an id hashes itself as one `u64`
+/// that is already uniformly random, so that value is the hash. Only ids
+/// that stores accepted (derived from SHA-256 digests) are ever inserted, so
+/// nobody can choose colliding entries. For other keys it falls back to a
+/// simple multiplicative hash, which is not flood-resistant.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use lumyx_keys::{ApiKey, KeyIdHashBuilder};
+///
+/// let mut names: HashMap<_, _, KeyIdHashBuilder> = HashMap::default();
+/// names.insert(ApiKey::generate()?.id(), "ci");
+/// # Ok::<(), lumyx_keys::Error>(())
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
-struct KeyIdHasher(u64);
+pub struct KeyIdHasher(u64);
+
+/// Builds [`KeyIdHasher`]s: the hasher of maps keyed by [`KeyId`].
+pub type KeyIdHashBuilder = BuildHasherDefault<KeyIdHasher>;
 
 impl Hasher for KeyIdHasher {
     fn write(&mut self, bytes: &[u8]) {

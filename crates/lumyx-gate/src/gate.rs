@@ -1,0 +1,281 @@
+//! The gate: from an `Authorization` header and the route's scope to a
+//! [`Verdict`], checking in the order of the API's error table (header, key,
+//! expiry, revocation, scope, then the limits) and consuming nothing before
+//! the limits.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use chrono::{DateTime, Utc};
+use http::HeaderValue;
+use lumyx_keys::{ApiKeyRef, KeyFormat, KeyRecord, Scope};
+use lumyx_ratelimit::{Clock, Counted, Decision, DeniedBy, Snapshot, SystemClock, Usage};
+
+use crate::verdict::LimitsSeen;
+use crate::{
+    Admitted, Backend, Denied, HeaderProblem, KeyEntry, KeyTable, Refusal, SyncBackend, Verdict,
+    bearer_token,
+};
+
+/// The target of the gate's logs: denials at `TRACE` (with the key's id when
+/// one was found, never the header), backend failures at `WARN`.
+pub const LOG_TARGET: &str = "lumyx_gate";
+
+/// How far ahead a key's end is announced in `x-lumyx-key-expires-at`.
+const ANNOUNCE_END: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// Admits or denies requests: key verification against a [`KeyTable`],
+/// scopes, the limits and usage counts of a [`Backend`], and a clock for
+/// expiry.
+///
+/// With [`MemoryBackend`](crate::MemoryBackend) a check is synchronous
+/// ([`Gate::check_now`]) and allocates nothing until its verdict is rendered;
+/// with a Redis backend the same logic awaits one round trip ([`Gate::check`]).
+///
+/// ```
+/// use std::sync::Arc;
+/// use chrono::Utc;
+/// use http::{HeaderMap, HeaderValue};
+/// use lumyx_gate::{Gate, KeyTable, MemoryBackend, Refusal, Verdict};
+/// use lumyx_keys::{ApiKey, KeyRecord, Scope};
+///
+/// let table = Arc::new(KeyTable::new());
+/// let key = ApiKey::generate()?;
+/// table.put(Arc::new(KeyRecord::new(key.as_key_ref(), "ci", "acct_1", Utc::now())));
+/// let gate = Gate::new(table, MemoryBackend::new());
+///
+/// let header = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))?;
+/// let verdict = gate.check_now(Some(&header), Scope::Chat);
+/// let mut headers = HeaderMap::new();
+/// verdict.write_headers(&mut headers);
+/// assert!(verdict.is_admitted());
+/// assert_eq!(headers["x-ratelimit-remaining-requests"], "59");
+///
+/// let Verdict::Denied(denied) = gate.check_now(None, Scope::Chat) else { unreachable!() };
+/// assert_eq!(denied.refusal(), Refusal::MissingApiKey);
+/// assert_eq!(denied.status(), 401);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Gate<B, C = SystemClock> {
+    table: Arc<KeyTable>,
+    backend: B,
+    clock: C,
+    format: KeyFormat,
+}
+
+impl<B> Gate<B> {
+    /// A gate over `table` and `backend`, on the system clock, for `nova_`
+    /// keys.
+    pub fn new(table: Arc<KeyTable>, backend: B) -> Gate<B> {
+        Gate::with_clock(table, backend, SystemClock)
+    }
+}
+
+impl<B, C> Gate<B, C> {
+    /// A gate on `clock` (a manual clock in tests; give the backend the same).
+    pub fn with_clock(table: Arc<KeyTable>, backend: B, clock: C) -> Gate<B, C> {
+        Gate {
+            table,
+            backend,
+            clock,
+            format: KeyFormat::default(),
+        }
+    }
+
+    /// The gate for keys of another `format` (another prefix).
+    #[must_use]
+    pub fn with_key_format(mut self, format: KeyFormat) -> Gate<B, C> {
+        self.format = format;
+        self
+    }
+
+    /// The table of keys.
+    pub fn table(&self) -> &Arc<KeyTable> {
+        &self.table
+    }
+
+    /// The backend of limits and usage.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+}
+
+impl<B: Backend, C: Clock> Gate<B, C> {
+    /// Checks a request's `Authorization` header for a route of `scope`.
+    pub async fn check(&self, authorization: Option<&HeaderValue>, scope: Scope) -> Verdict {
+        self.check_bytes(authorization.map(HeaderValue::as_bytes), scope)
+            .await
+    }
+
+    /// [`Gate::check`] on the header's raw bytes.
+    pub async fn check_bytes(&self, authorization: Option<&[u8]>, scope: Scope) -> Verdict {
+        let entry = match self.identify(authorization) {
+            Ok(entry) => entry,
+            Err(refusal) => return deny(Denied::new(refusal)),
+        };
+        let now = self.clock.now().to_utc();
+        let record = entry.record();
+        // Expiry, then revocation, then scope: the order of the error table.
+        let refusal = if has_passed(record.expires_at, now) {
+            Some((Refusal::KeyExpired, Counted::Expired))
+        } else if has_passed(record.revoked_at, now) {
+            Some((Refusal::KeyRevoked, Counted::Revoked))
+        } else if !record.scopes.contains(scope) {
+            Some((Refusal::InsufficientScope, Counted::OutOfScope))
+        } else {
+            None
+        };
+        if let Some((refusal, counted)) = refusal {
+            let limits = match self.backend.refuse(&entry, counted).await {
+                // Only a valid key out of its scope shows its limits.
+                Ok(snapshot) if refusal == Refusal::InsufficientScope => {
+                    LimitsSeen::Untouched(snapshot)
+                }
+                Ok(_) => LimitsSeen::Nothing,
+                Err(err) => {
+                    // The refusal stands whether or not it was counted.
+                    tracing::warn!(target: LOG_TARGET, key = %record.id, "could not count a refusal: {err}");
+                    LimitsSeen::Nothing
+                }
+            };
+            return deny(Denied {
+                refusal,
+                entry: Some(entry),
+                scope: Some(scope),
+                limits,
+            });
+        }
+        match self.backend.decide(&entry).await {
+            Ok(Decision::Admitted(snapshot)) => {
+                let stops_at = stops_soon(record, now);
+                Verdict::Admitted(Admitted {
+                    entry,
+                    snapshot,
+                    stops_at,
+                })
+            }
+            Ok(Decision::Denied(denial)) => {
+                let refusal = match denial.denied_by {
+                    DeniedBy::Minute => Refusal::RateLimitExceeded,
+                    DeniedBy::Day | DeniedBy::Both => Refusal::DailyLimitExceeded,
+                };
+                deny(Denied {
+                    refusal,
+                    entry: Some(entry),
+                    scope: Some(scope),
+                    limits: LimitsSeen::Refused(denial),
+                })
+            }
+            Err(err) => {
+                let refusal = match err {
+                    lumyx_ratelimit::Error::Unavailable { .. }
+                    | lumyx_ratelimit::Error::Failed { .. } => Refusal::ServiceUnavailable,
+                    _ => Refusal::InternalError,
+                };
+                tracing::warn!(target: LOG_TARGET, key = %record.id, "the limits could not be decided: {err}");
+                deny(Denied {
+                    refusal,
+                    entry: Some(entry),
+                    scope: Some(scope),
+                    limits: LimitsSeen::Nothing,
+                })
+            }
+        }
+    }
+
+    /// The key of the header, if it is well-formed and in the table.
+    #[inline]
+    fn identify(&self, authorization: Option<&[u8]>) -> Result<Arc<KeyEntry>, Refusal> {
+        let token = bearer_token(authorization).map_err(|problem| match problem {
+            HeaderProblem::Missing => Refusal::MissingApiKey,
+            HeaderProblem::Malformed => Refusal::InvalidAuthorizationHeader,
+        })?;
+        let key: ApiKeyRef<'_> = self
+            .format
+            .parse(token)
+            .map_err(|_| Refusal::InvalidApiKey)?;
+        self.table
+            .find_by_digest(&key.digest())
+            .ok_or(Refusal::InvalidApiKey)
+    }
+
+    /// The usage of the key with this record and its limits now, consuming
+    /// nothing: what a usage report shows.
+    ///
+    /// # Errors
+    /// When the backend cannot answer.
+    pub async fn usage(
+        &self,
+        entry: &KeyEntry,
+    ) -> Result<(Usage, Snapshot), lumyx_ratelimit::Error> {
+        let usage = self.backend.usage(entry).await?;
+        let snapshot = self.backend.peek(entry).await?;
+        Ok((usage, snapshot))
+    }
+}
+
+impl<B: SyncBackend, C: Clock> Gate<B, C> {
+    /// [`Gate::check`] without waiting: the backend answers at once.
+    pub fn check_now(&self, authorization: Option<&HeaderValue>, scope: Scope) -> Verdict {
+        self.check_bytes_now(authorization.map(HeaderValue::as_bytes), scope)
+    }
+
+    /// [`Gate::check_bytes`] without waiting.
+    pub fn check_bytes_now(&self, authorization: Option<&[u8]>, scope: Scope) -> Verdict {
+        ready_now(self.check_bytes(authorization, scope))
+    }
+}
+
+/// The output of a future that a [`SyncBackend`] makes ready at once.
+fn ready_now<T>(future: impl Future<Output = T>) -> T {
+    let mut context = Context::from_waker(Waker::noop());
+    match pin!(future).poll(&mut context) {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("a synchronous backend never waits"),
+    }
+}
+
+/// Whether the moment `at` has come by `now`.
+fn has_passed(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    at.is_some_and(|at| at <= now)
+}
+
+/// When the key stops working (its expiry, or the end of a rotation's grace
+/// period: a revocation set in the future), if within a week of `now`.
+fn stops_soon(record: &KeyRecord, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let end = match (record.expires_at, record.revoked_at) {
+        (Some(expires), Some(revoked)) => expires.min(revoked),
+        (Some(end), None) | (None, Some(end)) => end,
+        (None, None) => return None,
+    };
+    (end - now <= ANNOUNCE_END).then_some(end)
+}
+
+/// A refusal, logged at `TRACE` with the key's id when one was found.
+fn deny(denied: Denied) -> Verdict {
+    match denied.record() {
+        Some(record) => {
+            tracing::trace!(target: LOG_TARGET, key = %record.id, refusal = ?denied.refusal, "denied");
+        }
+        None => tracing::trace!(target: LOG_TARGET, refusal = ?denied.refusal, "denied"),
+    }
+    Verdict::Denied(denied)
+}
+
+impl<B: fmt::Debug, C: fmt::Debug> fmt::Debug for Gate<B, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gate")
+            .field("table", &self.table)
+            .field("backend", &self.backend)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,147 @@
+//! A key store with the gate's table in front: writes go to the store, then
+//! into the table; the gate reads only the table.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lumyx_keys::{Error, KeyDigest, KeyId, KeyRecord, KeyStore};
+
+use crate::KeyTable;
+
+/// A [`KeyStore`] (the records' home: memory, Redis, a database) and the
+/// [`KeyTable`] the gate serves from, kept equal.
+///
+/// Writes through `Keys` go to the store first and then into the table, so
+/// the table never holds what the store refused; reads come from the table.
+/// Records changed elsewhere (another instance sharing a Redis store) reach
+/// the table through [`Keys::refresh`] or [`Keys::reload`] (with Redis,
+/// `Keys::follow` calls them as changes arrive).
+///
+/// ```
+/// use std::sync::Arc;
+/// use chrono::Utc;
+/// use lumyx_gate::Keys;
+/// use lumyx_keys::{ApiKey, KeyRecord, KeyStore, MemoryKeyStore};
+///
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let keys = Keys::load(Arc::new(MemoryKeyStore::new())).await?;
+/// let key = ApiKey::generate()?;
+/// keys.insert(KeyRecord::new(key.as_key_ref(), "ci", "acct_1", Utc::now())).await?;
+/// assert!(keys.table().find_by_digest(&key.digest()).is_some());
+/// keys.revoke(&key.id(), Utc::now()).await?;
+/// let entry = keys.table().find_by_id(&key.id()).expect("still listed");
+/// assert!(entry.record().revoked_at.is_some());
+/// # Ok::<(), lumyx_keys::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Keys {
+    store: Arc<dyn KeyStore>,
+    table: Arc<KeyTable>,
+}
+
+impl Keys {
+    /// Loads every record of `store` into a new table.
+    ///
+    /// # Errors
+    /// When the store cannot list its records.
+    pub async fn load(store: Arc<dyn KeyStore>) -> Result<Keys, Error> {
+        let keys = Keys {
+            store,
+            table: Arc::new(KeyTable::new()),
+        };
+        keys.reload().await?;
+        Ok(keys)
+    }
+
+    /// The table the gate serves from.
+    pub fn table(&self) -> &Arc<KeyTable> {
+        &self.table
+    }
+
+    /// The store that holds the records.
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.store
+    }
+
+    /// Reads one record from the store into the table (or out of it, when
+    /// the store has it no more), and answers it.
+    ///
+    /// # Errors
+    /// When the store cannot answer; the table keeps what it had.
+    pub async fn refresh(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error> {
+        let found = self.store.find_by_id(id).await?;
+        match &found {
+            Some(record) => self.table.put(Arc::clone(record)),
+            None => self.table.remove(id),
+        }
+        Ok(found)
+    }
+
+    /// Reads every record from the store into the table.
+    ///
+    /// # Errors
+    /// When the store cannot list its records; the table keeps what it had.
+    pub async fn reload(&self) -> Result<(), Error> {
+        let records = self.store.list().await?;
+        self.table.replace_all(records);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keys")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl KeyStore for Keys {
+    async fn insert(&self, record: KeyRecord) -> Result<(), Error> {
+        let record = Arc::new(record);
+        self.store.insert(KeyRecord::clone(&record)).await?;
+        self.table.put(record);
+        Ok(())
+    }
+
+    async fn update(&self, record: KeyRecord) -> Result<bool, Error> {
+        let id = record.id;
+        if !self.store.update(record).await? {
+            return Ok(false);
+        }
+        // The store may have kept an earlier revocation: read what it holds.
+        self.refresh(&id).await?;
+        Ok(true)
+    }
+
+    async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
+        let revoked = self.store.revoke(id, at).await?;
+        if let Some(record) = &revoked {
+            self.table.put(Arc::clone(record));
+        }
+        Ok(revoked)
+    }
+
+    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyRecord>>, Error> {
+        Ok(self
+            .table
+            .find_by_digest(digest)
+            .map(|entry| Arc::clone(entry.record())))
+    }
+
+    async fn find_by_id(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error> {
+        Ok(self
+            .table
+            .find_by_id(id)
+            .map(|entry| Arc::clone(entry.record())))
+    }
+
+    async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, Error> {
+        Ok(self.table.records())
+    }
+}

@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod authorization;
+mod backend;
+mod gate;
+mod keys;
+mod table;
+mod verdict;
+pub mod wire;
+
+pub use authorization::{HeaderProblem, bearer_token};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use backend::RedisBackend;
+pub use backend::{Backend, MemoryBackend, SyncBackend};
+pub use gate::{Gate, LOG_TARGET};
+pub use keys::Keys;
+pub use table::{KeyEntry, KeyTable};
+pub use verdict::{Admitted, Denied, KEY_EXPIRES_AT, Refusal, Verdict};
