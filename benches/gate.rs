@@ -1,0 +1,181 @@
+//! The gate's hot path in memory: one `Gate::check_now` against a table of
+//! 1,000,000 keys, for every outcome, and with the headers rendered.
+//!
+//! ```text
+//! cargo bench -p lumyx-benches --bench gate
+//! ```
+//!
+//! Groups:
+//! - `admitted`: a valid key, in scope, under its limits: the verdict alone,
+//!   then with its eight headers rendered into a fresh `HeaderMap`; keys
+//!   taken in turn from 65,536 spread over the table, on a manual clock moved
+//!   1 ms a check (each key comes back 65 s later with a full bucket, and
+//!   within its daily limit for a day);
+//! - `denied`: every refusal (a missing header, a malformed one, a key of the
+//!   wrong length, a bad checksum, an unknown key, expired, revoked, out of
+//!   scope, the minute limit, the day limit);
+//! - `admitted_2_threads`: two threads, each on its own keys: decisions per
+//!   second of both (the throughput of the wall time).
+//!
+//! The anchor of the gate as a whole is `tower_governor` in front of the same
+//! route, under a load generator: see the README.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use http::{HeaderMap, HeaderValue};
+use lumyx_gate::{Gate, KeyTable, MemoryBackend};
+use lumyx_keys::{ApiKey, KeyRecord, Limits, Scope, Scopes};
+use lumyx_ratelimit::ManualClock;
+
+const TABLE_SIZE: usize = 1_000_000;
+const IN_TURN: usize = 65_536;
+
+type MemoryGate = Gate<MemoryBackend<ManualClock>, ManualClock>;
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 1).unwrap()
+}
+
+/// A gate over a table of `TABLE_SIZE` keys, and the bearer headers of
+/// `IN_TURN` of them spread over it.
+fn gate_with_table() -> (MemoryGate, ManualClock, Vec<HeaderValue>) {
+    let clock = ManualClock::at(start());
+    let table = Arc::new(KeyTable::with_capacity(TABLE_SIZE));
+    let mut headers = Vec::with_capacity(IN_TURN);
+    let limits = Limits::new(1000, 10_000).unwrap();
+    for i in 0..TABLE_SIZE {
+        let key = ApiKey::generate().unwrap();
+        let record = KeyRecord::new(key.as_key_ref(), "bench", "acct", start() - TimeDelta::days(1))
+            .with_limits(limits);
+        table.put(Arc::new(record));
+        if i % (TABLE_SIZE / IN_TURN) == 0 && headers.len() < IN_TURN {
+            headers.push(bearer(&key));
+        }
+    }
+    let gate = Gate::with_clock(table, MemoryBackend::with_clock(clock.clone()), clock.clone());
+    (gate, clock, headers)
+}
+
+fn bearer(key: &ApiKey) -> HeaderValue {
+    HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).unwrap()
+}
+
+/// Adds a key with this record's settings to the gate's table.
+fn add_key(gate: &MemoryGate, edit: impl FnOnce(KeyRecord) -> KeyRecord) -> HeaderValue {
+    let key = ApiKey::generate().unwrap();
+    let record = KeyRecord::new(key.as_key_ref(), "bench", "acct", start() - TimeDelta::days(1));
+    gate.table().put(Arc::new(edit(record)));
+    bearer(&key)
+}
+
+fn admitted(c: &mut Criterion) {
+    let (gate, clock, headers) = gate_with_table();
+    let mut group = c.benchmark_group("admitted");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    group.bench_function("check, table of 1,000,000", |b| {
+        b.iter(|| {
+            i += 1;
+            clock.advance(Duration::from_millis(1));
+            let verdict = gate.check_now(Some(&headers[i % IN_TURN]), Scope::Chat);
+            assert!(verdict.is_admitted());
+            black_box(verdict)
+        })
+    });
+    group.bench_function("check and render headers, table of 1,000,000", |b| {
+        b.iter(|| {
+            i += 1;
+            clock.advance(Duration::from_millis(1));
+            let verdict = gate.check_now(Some(&headers[i % IN_TURN]), Scope::Chat);
+            let mut map = HeaderMap::new();
+            verdict.write_headers(&mut map);
+            black_box(map)
+        })
+    });
+    group.finish();
+
+    // Two threads, each with its own half of the keys; the clock is moved by
+    // one of them only, so the other's checks find it where it is.
+    let mut group = c.benchmark_group("admitted_2_threads");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("check, table of 1,000,000", |b| {
+        b.iter_custom(|iters| {
+            let per_thread = iters / 2;
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for half in 0..2 {
+                    let (gate, clock, headers) = (&gate, &clock, &headers);
+                    scope.spawn(move || {
+                        for n in 0..per_thread {
+                            if half == 0 && n % 2 == 0 {
+                                clock.advance(Duration::from_millis(2));
+                            }
+                            let at = (n as usize * 2 + half) % IN_TURN;
+                            let _ = black_box(gate.check_now(Some(&headers[at]), Scope::Chat));
+                        }
+                    });
+                }
+            });
+            started.elapsed()
+        })
+    });
+    group.finish();
+}
+
+fn denied(c: &mut Criterion) {
+    let clock = ManualClock::at(start());
+    let gate: MemoryGate = Gate::with_clock(
+        Arc::new(KeyTable::new()),
+        MemoryBackend::with_clock(clock.clone()),
+        clock.clone(),
+    );
+    let now = start();
+    let valid = add_key(&gate, |record| record);
+    let valid_text = valid.to_str().unwrap().to_owned();
+    let mut bad_checksum = valid_text.clone();
+    let last = bad_checksum.pop().unwrap();
+    bad_checksum.push(if last == '0' { '1' } else { '0' });
+    let unknown = bearer(&ApiKey::generate().unwrap());
+    let expired = add_key(&gate, |record| record.with_expiry(now - TimeDelta::hours(1)));
+    let revoked = add_key(&gate, |mut record| {
+        record.revoked_at = Some(now - TimeDelta::hours(1));
+        record
+    });
+    let out_of_scope = add_key(&gate, |record| record.with_scopes(Scopes::NONE.with(Scope::Models)));
+    let minute = add_key(&gate, |record| record.with_limits(Limits::new(1, 10_000).unwrap()));
+    assert!(gate.check_now(Some(&minute), Scope::Chat).is_admitted());
+    let day = add_key(&gate, |record| record.with_limits(Limits::new(1000, 1).unwrap()));
+    assert!(gate.check_now(Some(&day), Scope::Chat).is_admitted());
+
+    let cases: [(&str, Option<HeaderValue>); 10] = [
+        ("missing header", None),
+        ("malformed header", Some(HeaderValue::from_static("Basic dXNlcjpwYXNz"))),
+        ("wrong length", Some(HeaderValue::from_static("Bearer nova_0123456789abcdef"))),
+        ("bad checksum", Some(HeaderValue::from_str(&bad_checksum).unwrap())),
+        ("unknown key", Some(unknown)),
+        ("expired", Some(expired)),
+        ("revoked", Some(revoked)),
+        ("out of scope", Some(out_of_scope)),
+        ("minute limit", Some(minute)),
+        ("day limit", Some(day)),
+    ];
+    let mut group = c.benchmark_group("denied");
+    group.throughput(Throughput::Elements(1));
+    for (name, header) in &cases {
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                let verdict = gate.check_now(black_box(header.as_ref()), Scope::Chat);
+                assert!(!verdict.is_admitted());
+                black_box(verdict)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, admitted, denied);
+criterion_main!(benches);
