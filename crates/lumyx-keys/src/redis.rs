@@ -4,13 +4,22 @@
 //! slot thanks to the `{namespace}` tag:
 //! - `{ns}:record:<digest hex>`: a hash per record (fields below);
 //! - `{ns}:index`: a hash from key id to digest hex, for lookups by id and
-//!   for listing.
+//!   for listing;
+//! - `{ns}:changes`: a stream, the change log: one entry per write (insert,
+//!   update, revoke) of a stored key, with the fields `seq` and `id` (the key
+//!   id), capped at about [`RedisKeyStoreBuilder::change_log_len`] entries
+//!   (`XADD … MAXLEN ~`), so the oldest are trimmed;
+//! - `{ns}:changes:seq`: the number of the last change, counted by `INCR`
+//!   from 1; each entry carries its number as `seq`, so a follower that
+//!   finds a number skipped knows it missed changes.
 //!
-//! Every write is one Lua script, so it is atomic and one round trip; reads by
-//! digest are one `HGETALL`. Nothing is cached, so a revocation is seen by the
-//! next verification of every instance. The scripts that start from an id
-//! find the record's key through the index, so they name a key that is not in
-//! `KEYS`; it shares the namespace's hash tag, so it is in the same slot.
+//! Every write is one Lua script, so it is atomic and one round trip, and it
+//! appends to the change log in the same script, so a change is logged if and
+//! only if it was made; reads by digest are one `HGETALL`. Nothing is cached,
+//! so a revocation is seen by the next verification of every instance. The
+//! scripts that start from an id find the record's key through the index, so
+//! they name a key that is not in `KEYS`; it shares the namespace's hash tag,
+//! so it is in the same slot.
 //!
 //! A time is two integer fields, `<name>_secs` (seconds since the Unix
 //! epoch, negative before 1970) and `<name>_nanos` (the nanoseconds within
@@ -36,12 +45,25 @@ use redis::{AsyncCommands, FromRedisValue, RedisResult, Script, ScriptInvocation
 
 use crate::{Error, KeyDigest, KeyId, KeyRecord, KeyStore, Limits, Scope, Scopes};
 
-/// Adds a record unless its id is indexed. KEYS: index, record.
-/// ARGV: id, digest hex, then field/value pairs.
+/// A Lua function that every write script shares: appends a changed id to
+/// the change log, numbered by the sequence counter, and trims the log to
+/// about `len` entries. Every write script takes the change log and its
+/// counter as `KEYS[1]` and `KEYS[2]`, the id and the log's length as
+/// `ARGV[1]` and `ARGV[2]` (see `RedisKeyStore::prepare_write`).
+const APPEND_CHANGE: &str = r"
+local function append_change(changes, counter, id, len)
+  local seq = redis.call('INCR', counter)
+  redis.call('XADD', changes, 'MAXLEN', '~', len, '*', 'seq', seq, 'id', id)
+end
+";
+
+/// Adds a record unless its id is indexed. KEYS: change log, counter, index,
+/// record. ARGV: id, change log length, digest hex, then field/value pairs.
 const INSERT: &str = r"
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[4], unpack(ARGV, 4))
+append_change(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1";
 
 /// A Lua function that the scripts which revoke share: sets a record's
@@ -64,27 +86,29 @@ end
 ";
 
 /// Replaces a record whose id is indexed, keeping an earlier revocation
-/// (see `KeyStore::update`). KEYS: index, record. ARGV: id, then
-/// field/value pairs.
+/// (see `KeyStore::update`). KEYS: change log, counter, index, record.
+/// ARGV: id, change log length, then field/value pairs.
 const UPDATE: &str = r"
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-local earlier = redis.call('HMGET', KEYS[2], 'revoked_at_secs', 'revoked_at_nanos')
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return 0 end
+local earlier = redis.call('HMGET', KEYS[4], 'revoked_at_secs', 'revoked_at_nanos')
+redis.call('DEL', KEYS[4])
+redis.call('HSET', KEYS[4], unpack(ARGV, 3))
 if earlier[1] and earlier[2] then
-  revoke_unless_earlier(KEYS[2], earlier[1], earlier[2])
+  revoke_unless_earlier(KEYS[4], earlier[1], earlier[2])
 end
+append_change(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1";
 
 /// Revokes a record unless it is revoked earlier, and answers the record.
-/// KEYS: index. ARGV: id, revocation seconds, revocation nanoseconds,
-/// record key prefix.
+/// KEYS: change log, counter, index. ARGV: id, change log length,
+/// revocation seconds, revocation nanoseconds, record key prefix.
 const REVOKE: &str = r"
-local digest = redis.call('HGET', KEYS[1], ARGV[1])
+local digest = redis.call('HGET', KEYS[3], ARGV[1])
 if not digest then return false end
-local record = ARGV[4] .. digest
+local record = ARGV[5] .. digest
 if redis.call('EXISTS', record) == 0 then return false end
-revoke_unless_earlier(record, ARGV[2], ARGV[3])
+revoke_unless_earlier(record, ARGV[3], ARGV[4])
+append_change(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return redis.call('HGETALL', record)";
 
 /// Answers the record with an id. KEYS: index. ARGV: id, record key prefix.
@@ -101,6 +125,7 @@ return redis.call('HGETALL', ARGV[2] .. digest)";
 pub struct RedisKeyStoreBuilder {
     connector: RedisConnector,
     namespace: String,
+    change_log_len: usize,
 }
 
 impl RedisKeyStoreBuilder {
@@ -123,14 +148,25 @@ impl RedisKeyStoreBuilder {
         self
     }
 
+    /// About how many changes the change log keeps (`XADD … MAXLEN ~`):
+    /// Redis trims whole blocks of entries, so the log may hold somewhat
+    /// more. A reader of the log that falls further behind than this
+    /// misses changes, and finds a number skipped. Default:
+    /// [`RedisKeyStore::DEFAULT_CHANGE_LOG_LEN`]; it must be at least 1.
+    pub fn change_log_len(mut self, len: usize) -> Self {
+        self.change_log_len = len;
+        self
+    }
+
     /// Builds the store. Must run inside a Tokio runtime. It does not
     /// contact Redis: the connection is made by the first call and remade
     /// after every failure, so a service starts while Redis is down and its
     /// calls answer errors until Redis is back.
     ///
     /// # Errors
-    /// [`Error::Config`] when the namespace is empty or holds a brace, or
-    /// when the Redis client refuses the URL's settings.
+    /// [`Error::Config`] when the namespace is empty or holds a brace, when
+    /// the change log length is 0, or when the Redis client refuses the
+    /// URL's settings.
     pub async fn connect(self) -> Result<RedisKeyStore, Error> {
         let namespace = self.namespace;
         if namespace.is_empty() || namespace.contains(['{', '}']) {
@@ -138,6 +174,14 @@ impl RedisKeyStoreBuilder {
                 setting: "Redis namespace",
                 expected: "non-empty text without `{` or `}`",
                 got: namespace,
+                source: None,
+            });
+        }
+        if self.change_log_len == 0 {
+            return Err(Error::Config {
+                setting: "Redis change log length",
+                expected: "at least 1",
+                got: self.change_log_len.to_string(),
                 source: None,
             });
         }
@@ -152,10 +196,17 @@ impl RedisKeyStoreBuilder {
             connector: self.connector,
             index_key: format!("{{{namespace}}}:index"),
             record_key_prefix: format!("{{{namespace}}}:record:"),
+            changes_key: format!("{{{namespace}}}:changes"),
+            counter_key: format!("{{{namespace}}}:changes:seq"),
+            change_log_len: self.change_log_len,
             namespace,
-            insert: Arc::new(Script::new(INSERT)),
-            update: Arc::new(Script::new(&[REVOKE_UNLESS_EARLIER, UPDATE].concat())),
-            revoke: Arc::new(Script::new(&[REVOKE_UNLESS_EARLIER, REVOKE].concat())),
+            insert: Arc::new(Script::new(&[APPEND_CHANGE, INSERT].concat())),
+            update: Arc::new(Script::new(
+                &[APPEND_CHANGE, REVOKE_UNLESS_EARLIER, UPDATE].concat(),
+            )),
+            revoke: Arc::new(Script::new(
+                &[APPEND_CHANGE, REVOKE_UNLESS_EARLIER, REVOKE].concat(),
+            )),
             find_by_id: Arc::new(Script::new(FIND_BY_ID)),
         })
     }
@@ -200,6 +251,9 @@ pub struct RedisKeyStore {
     namespace: String,
     index_key: String,
     record_key_prefix: String,
+    changes_key: String,
+    counter_key: String,
+    change_log_len: usize,
     insert: Arc<Script>,
     update: Arc<Script>,
     revoke: Arc<Script>,
@@ -212,6 +266,7 @@ impl fmt::Debug for RedisKeyStore {
             .field("url", self.connector.url())
             .field("timeout", &self.connector.timeout_value())
             .field("namespace", &self.namespace)
+            .field("change_log_len", &self.change_log_len)
             .finish_non_exhaustive()
     }
 }
@@ -230,16 +285,34 @@ impl RedisKeyStore {
     /// while Redis is slow, and a key lookup has nowhere else to go.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
+    /// The default of [`RedisKeyStoreBuilder::change_log_len`]: 10 000
+    /// changes.
+    pub const DEFAULT_CHANGE_LOG_LEN: usize = 10_000;
+
     /// A builder of a store on the Redis server at `url`, with the defaults.
     pub fn builder(url: RedisUrl) -> RedisKeyStoreBuilder {
         RedisKeyStoreBuilder {
             connector: RedisConnector::new(url).timeout(RedisKeyStore::DEFAULT_TIMEOUT),
             namespace: RedisKeyStore::DEFAULT_NAMESPACE.to_owned(),
+            change_log_len: RedisKeyStore::DEFAULT_CHANGE_LOG_LEN,
         }
     }
 
     fn record_key(&self, digest: &KeyDigest) -> String {
         format!("{}{}", self.record_key_prefix, digest.to_hex())
+    }
+
+    /// An invocation of a write script with what every one takes first
+    /// (see [`APPEND_CHANGE`]): the change log and its counter as the first
+    /// keys, the changed id and the log's length as the first arguments.
+    fn prepare_write<'a>(&self, script: &'a Script, id: &KeyId) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&self.changes_key)
+            .key(&self.counter_key)
+            .arg(id.to_string())
+            .arg(self.change_log_len);
+        invocation
     }
 
     /// Runs a script through [`RedisKeyStore::send`].
@@ -268,11 +341,10 @@ impl RedisKeyStore {
 impl KeyStore for RedisKeyStore {
     async fn insert(&self, record: KeyRecord) -> Result<(), Error> {
         record.validate()?;
-        let mut invocation = self.insert.prepare_invoke();
+        let mut invocation = self.prepare_write(&self.insert, &record.id);
         invocation
             .key(&self.index_key)
             .key(self.record_key(&record.digest))
-            .arg(record.id.to_string())
             .arg(record.digest.to_hex())
             .arg(fields_of(&record));
         let inserted: i64 = self.invoke(&invocation).await?;
@@ -285,11 +357,10 @@ impl KeyStore for RedisKeyStore {
 
     async fn update(&self, record: KeyRecord) -> Result<bool, Error> {
         record.validate()?;
-        let mut invocation = self.update.prepare_invoke();
+        let mut invocation = self.prepare_write(&self.update, &record.id);
         invocation
             .key(&self.index_key)
             .key(self.record_key(&record.digest))
-            .arg(record.id.to_string())
             .arg(fields_of(&record));
         let updated: i64 = self.invoke(&invocation).await?;
         Ok(updated == 1)
@@ -297,10 +368,9 @@ impl KeyStore for RedisKeyStore {
 
     async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
         let at = KeyRecord::check_time("revoked_at", at)?;
-        let mut invocation = self.revoke.prepare_invoke();
+        let mut invocation = self.prepare_write(&self.revoke, id);
         invocation
             .key(&self.index_key)
-            .arg(id.to_string())
             .arg(at.timestamp())
             .arg(at.timestamp_subsec_nanos())
             .arg(&self.record_key_prefix);

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use lumyx_keys::{ApiKey, Error, KeyStore, RedisKeyStore, RedisUrl, Verification, verify};
@@ -230,7 +231,12 @@ async fn records_are_hashes_keyed_by_digest_in_one_slot_without_the_key() {
     let record_key = format!("{{lumyx:keys}}:record:{}", key.digest().to_hex());
     assert_eq!(
         names,
-        vec!["{lumyx:keys}:index".to_owned(), record_key.clone()]
+        vec![
+            "{lumyx:keys}:changes".to_owned(),
+            "{lumyx:keys}:changes:seq".to_owned(),
+            "{lumyx:keys}:index".to_owned(),
+            record_key.clone()
+        ]
     );
 
     let index: Vec<(String, String)> = redis::cmd("HGETALL")
@@ -273,6 +279,82 @@ async fn records_are_hashes_keyed_by_digest_in_one_slot_without_the_key() {
             "field {name} holds the key"
         );
     }
+}
+
+/// The change log's entries, oldest first, as (seq, id) text.
+async fn change_log(connection: &mut redis::aio::MultiplexedConnection) -> Vec<(String, String)> {
+    let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg("{lumyx:keys}:changes")
+        .arg("-")
+        .arg("+")
+        .query_async(connection)
+        .await
+        .unwrap();
+    entries
+        .into_iter()
+        .map(|(_, mut fields)| {
+            assert_eq!(fields.len(), 2, "{fields:?}");
+            (fields.remove("seq").unwrap(), fields.remove("id").unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_write_that_changes_a_record_is_logged_once_with_the_next_number() {
+    let Some(server) = RedisServer::start_or_skip("every_write_is_logged_once") else {
+        return;
+    };
+    let store = store_on(&server).await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let key = ApiKey::generate().unwrap();
+    let id = key.id().to_string();
+
+    store.insert(record(&key, "logged", at(0))).await.unwrap();
+    assert!(store.update(record(&key, "renamed", at(0))).await.unwrap());
+    store.revoke(&key.id(), at(1)).await.unwrap().unwrap();
+    // A revocation that keeps an earlier time is still a write: logged too.
+    store.revoke(&key.id(), at(2)).await.unwrap().unwrap();
+    let expected: Vec<(String, String)> =
+        (1..=4).map(|seq| (seq.to_string(), id.clone())).collect();
+    assert_eq!(change_log(&mut raw).await, expected);
+
+    // Writes that change nothing log nothing.
+    let stranger = ApiKey::generate().unwrap();
+    assert!(store.insert(record(&key, "again", at(0))).await.is_err());
+    assert!(!store.update(record(&stranger, "x", at(0))).await.unwrap());
+    assert_eq!(store.revoke(&stranger.id(), at(1)).await.unwrap(), None);
+    assert_eq!(change_log(&mut raw).await, expected);
+    let counter: u64 = redis::cmd("GET")
+        .arg("{lumyx:keys}:changes:seq")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(counter, 4);
+}
+
+#[tokio::test]
+async fn the_change_log_is_capped_at_about_its_length() {
+    let Some(server) = RedisServer::start_or_skip("the_change_log_is_capped") else {
+        return;
+    };
+    let store = RedisKeyStore::builder(url_of(&server))
+        .change_log_len(10)
+        .connect()
+        .await
+        .unwrap();
+    let key = ApiKey::generate().unwrap();
+    store.insert(record(&key, "busy", at(0))).await.unwrap();
+    for _ in 0..399 {
+        store.update(record(&key, "busy", at(0))).await.unwrap();
+    }
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let log = change_log(&mut raw).await;
+    // `MAXLEN ~` trims whole blocks of entries (100 by default): at least
+    // the length is kept, and well under the 400 writes.
+    assert!((10..=200).contains(&log.len()), "{}", log.len());
+    assert_eq!(log.last().unwrap().0, "400");
 }
 
 #[tokio::test]
@@ -418,5 +500,14 @@ async fn config_errors_say_what_was_expected_and_what_came() {
     assert_eq!(
         err.to_string(),
         "invalid Redis namespace: expected non-empty text without `{` or `}`, got `a{b`"
+    );
+    let err = RedisKeyStore::builder(url_of(&server))
+        .change_log_len(0)
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid Redis change log length: expected at least 1, got `0`"
     );
 }
