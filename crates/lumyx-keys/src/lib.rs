@@ -37,6 +37,6 @@ pub use record::{KeyRecord, KeyStatus, Scope, Scopes};
 pub use redact::{REDACT_MIN_RUN, redact};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::{RedisKeyStore, RedisKeyStoreBuilder};
+pub use redis::{KeyChange, KeyChanges, RedisKeyStore, RedisKeyStoreBuilder};
 pub use scan::{Finding, Findings, MIN_SCAN_BUFFER_LEN, ReaderFindings, SCAN_BUFFER_LEN, Scanner};
 pub use store::{KeyStore, Verification, verify};

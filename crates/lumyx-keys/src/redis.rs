@@ -4,13 +4,29 @@
 //! slot thanks to the `{namespace}` tag:
 //! - `{ns}:record:<digest hex>`: a hash per record (fields below);
 //! - `{ns}:index`: a hash from key id to digest hex, for lookups by id and
-//!   for listing.
+//!   for listing;
+//! - `{ns}:changes`: a stream, the change log: one entry per write (insert,
+//!   update, revoke) of a stored key, with the fields `seq` and `id` (the key
+//!   id), capped at about [`RedisKeyStoreBuilder::change_log_len`] entries
+//!   (`XADD … MAXLEN ~`), so the oldest are trimmed;
+//! - `{ns}:changes:seq`: the number of the last change, counted by `INCR`
+//!   from 1; each entry carries its number as `seq`, so a follower that
+//!   finds a number skipped knows it missed changes.
 //!
-//! Every write is one Lua script, so it is atomic and one round trip; reads by
-//! digest are one `HGETALL`. Nothing is cached, so a revocation is seen by the
-//! next verification of every instance. The scripts that start from an id
-//! find the record's key through the index, so they name a key that is not in
-//! `KEYS`; it shares the namespace's hash tag, so it is in the same slot.
+//! Every write is one Lua script, so it is atomic and one round trip, and it
+//! appends to the change log in the same script, so a change is logged if and
+//! only if it was made; reads by digest are one `HGETALL`. Nothing is cached,
+//! so a revocation is seen by the next verification of every instance. The
+//! scripts that start from an id find the record's key through the index, so
+//! they name a key that is not in `KEYS`; it shares the namespace's hash tag,
+//! so it is in the same slot.
+//!
+//! A follower of the log ([`KeyChanges`]) remembers the stream id and the
+//! number of the last change it answered. It reads the counter and the
+//! entries after its stream id in one round trip (`GET`, then
+//! `XREAD BLOCK`): the first entry must carry the next number, and with no
+//! entry the counter must not have moved; anything else (entries trimmed
+//! away, a counter that went back because Redis lost its data) is a gap.
 //!
 //! A time is two integer fields, `<name>_secs` (seconds since the Unix
 //! epoch, negative before 1970) and `<name>_nanos` (the nanoseconds within
@@ -36,12 +52,29 @@ use redis::{AsyncCommands, FromRedisValue, RedisResult, Script, ScriptInvocation
 
 use crate::{Error, KeyDigest, KeyId, KeyRecord, KeyStore, Limits, Scope, Scopes};
 
-/// Adds a record unless its id is indexed. KEYS: index, record.
-/// ARGV: id, digest hex, then field/value pairs.
+/// The stream id before every entry: where a follower of an empty change log
+/// starts.
+const BEFORE_FIRST_ENTRY: &str = "0-0";
+
+/// A Lua function that every write script shares: appends a changed id to
+/// the change log, numbered by the sequence counter, and trims the log to
+/// about `len` entries. Every write script takes the change log and its
+/// counter as `KEYS[1]` and `KEYS[2]`, the id and the log's length as
+/// `ARGV[1]` and `ARGV[2]` (see `RedisKeyStore::prepare_write`).
+const APPEND_CHANGE: &str = r"
+local function append_change(changes, counter, id, len)
+  local seq = redis.call('INCR', counter)
+  redis.call('XADD', changes, 'MAXLEN', '~', len, '*', 'seq', seq, 'id', id)
+end
+";
+
+/// Adds a record unless its id is indexed. KEYS: change log, counter, index,
+/// record. ARGV: id, change log length, digest hex, then field/value pairs.
 const INSERT: &str = r"
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[4], unpack(ARGV, 4))
+append_change(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1";
 
 /// A Lua function that the scripts which revoke share: sets a record's
@@ -64,27 +97,29 @@ end
 ";
 
 /// Replaces a record whose id is indexed, keeping an earlier revocation
-/// (see `KeyStore::update`). KEYS: index, record. ARGV: id, then
-/// field/value pairs.
+/// (see `KeyStore::update`). KEYS: change log, counter, index, record.
+/// ARGV: id, change log length, then field/value pairs.
 const UPDATE: &str = r"
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-local earlier = redis.call('HMGET', KEYS[2], 'revoked_at_secs', 'revoked_at_nanos')
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return 0 end
+local earlier = redis.call('HMGET', KEYS[4], 'revoked_at_secs', 'revoked_at_nanos')
+redis.call('DEL', KEYS[4])
+redis.call('HSET', KEYS[4], unpack(ARGV, 3))
 if earlier[1] and earlier[2] then
-  revoke_unless_earlier(KEYS[2], earlier[1], earlier[2])
+  revoke_unless_earlier(KEYS[4], earlier[1], earlier[2])
 end
+append_change(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1";
 
 /// Revokes a record unless it is revoked earlier, and answers the record.
-/// KEYS: index. ARGV: id, revocation seconds, revocation nanoseconds,
-/// record key prefix.
+/// KEYS: change log, counter, index. ARGV: id, change log length,
+/// revocation seconds, revocation nanoseconds, record key prefix.
 const REVOKE: &str = r"
-local digest = redis.call('HGET', KEYS[1], ARGV[1])
+local digest = redis.call('HGET', KEYS[3], ARGV[1])
 if not digest then return false end
-local record = ARGV[4] .. digest
+local record = ARGV[5] .. digest
 if redis.call('EXISTS', record) == 0 then return false end
-revoke_unless_earlier(record, ARGV[2], ARGV[3])
+revoke_unless_earlier(record, ARGV[3], ARGV[4])
+append_change(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return redis.call('HGETALL', record)";
 
 /// Answers the record with an id. KEYS: index. ARGV: id, record key prefix.
@@ -101,6 +136,7 @@ return redis.call('HGETALL', ARGV[2] .. digest)";
 pub struct RedisKeyStoreBuilder {
     connector: RedisConnector,
     namespace: String,
+    change_log_len: usize,
 }
 
 impl RedisKeyStoreBuilder {
@@ -123,14 +159,25 @@ impl RedisKeyStoreBuilder {
         self
     }
 
+    /// About how many changes the change log keeps (`XADD … MAXLEN ~`):
+    /// Redis trims whole blocks of entries, so the log may hold somewhat
+    /// more. A follower ([`RedisKeyStore::changes`]) that falls further
+    /// behind than this is told that it lost changes. Default:
+    /// [`RedisKeyStore::DEFAULT_CHANGE_LOG_LEN`]; it must be at least 1.
+    pub fn change_log_len(mut self, len: usize) -> Self {
+        self.change_log_len = len;
+        self
+    }
+
     /// Builds the store. Must run inside a Tokio runtime. It does not
     /// contact Redis: the connection is made by the first call and remade
     /// after every failure, so a service starts while Redis is down and its
     /// calls answer errors until Redis is back.
     ///
     /// # Errors
-    /// [`Error::Config`] when the namespace is empty or holds a brace, or
-    /// when the Redis client refuses the URL's settings.
+    /// [`Error::Config`] when the namespace is empty or holds a brace, when
+    /// the change log length is 0, or when the Redis client refuses the
+    /// URL's settings.
     pub async fn connect(self) -> Result<RedisKeyStore, Error> {
         let namespace = self.namespace;
         if namespace.is_empty() || namespace.contains(['{', '}']) {
@@ -141,21 +188,30 @@ impl RedisKeyStoreBuilder {
                 source: None,
             });
         }
-        let connection = self.connector.connect_lazy().map_err(|err| Error::Config {
-            setting: "Redis URL",
-            expected: "settings the Redis client accepts",
-            got: self.connector.url().to_string(),
-            source: Some(Box::new(err)),
-        })?;
+        if self.change_log_len == 0 {
+            return Err(Error::Config {
+                setting: "Redis change log length",
+                expected: "at least 1",
+                got: self.change_log_len.to_string(),
+                source: None,
+            });
+        }
         Ok(RedisKeyStore {
-            connection,
+            connection: lazy_connection(&self.connector)?,
             connector: self.connector,
             index_key: format!("{{{namespace}}}:index"),
             record_key_prefix: format!("{{{namespace}}}:record:"),
+            changes_key: format!("{{{namespace}}}:changes"),
+            counter_key: format!("{{{namespace}}}:changes:seq"),
+            change_log_len: self.change_log_len,
             namespace,
-            insert: Arc::new(Script::new(INSERT)),
-            update: Arc::new(Script::new(&[REVOKE_UNLESS_EARLIER, UPDATE].concat())),
-            revoke: Arc::new(Script::new(&[REVOKE_UNLESS_EARLIER, REVOKE].concat())),
+            insert: Arc::new(Script::new(&[APPEND_CHANGE, INSERT].concat())),
+            update: Arc::new(Script::new(
+                &[APPEND_CHANGE, REVOKE_UNLESS_EARLIER, UPDATE].concat(),
+            )),
+            revoke: Arc::new(Script::new(
+                &[APPEND_CHANGE, REVOKE_UNLESS_EARLIER, REVOKE].concat(),
+            )),
             find_by_id: Arc::new(Script::new(FIND_BY_ID)),
         })
     }
@@ -200,6 +256,9 @@ pub struct RedisKeyStore {
     namespace: String,
     index_key: String,
     record_key_prefix: String,
+    changes_key: String,
+    counter_key: String,
+    change_log_len: usize,
     insert: Arc<Script>,
     update: Arc<Script>,
     revoke: Arc<Script>,
@@ -212,6 +271,7 @@ impl fmt::Debug for RedisKeyStore {
             .field("url", self.connector.url())
             .field("timeout", &self.connector.timeout_value())
             .field("namespace", &self.namespace)
+            .field("change_log_len", &self.change_log_len)
             .finish_non_exhaustive()
     }
 }
@@ -219,6 +279,29 @@ impl fmt::Debug for RedisKeyStore {
 /// A failed call, kept as the cause of [`Error::Store`] with its class.
 fn store_error(err: redis::RedisError) -> Error {
     Error::Store(Box::new(RedisFailure::from(err)))
+}
+
+/// A connection made by its first call (see
+/// [`RedisConnector::connect_lazy`]).
+fn lazy_connection(connector: &RedisConnector) -> Result<ConnectionManager, Error> {
+    connector.connect_lazy().map_err(|err| Error::Config {
+        setting: "Redis URL",
+        expected: "settings the Redis client accepts",
+        got: connector.url().to_string(),
+        source: Some(Box::new(err)),
+    })
+}
+
+/// Sends `call` on `connection`; once more only when the connection was
+/// refused.
+async fn send<T, F, Fut>(connection: &ConnectionManager, call: F) -> Result<T, Error>
+where
+    F: Fn(ConnectionManager) -> Fut,
+    Fut: Future<Output = RedisResult<T>>,
+{
+    retry_if_refused(|| call(connection.clone()))
+        .await
+        .map_err(store_error)
 }
 
 impl RedisKeyStore {
@@ -230,11 +313,16 @@ impl RedisKeyStore {
     /// while Redis is slow, and a key lookup has nowhere else to go.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
+    /// The default of [`RedisKeyStoreBuilder::change_log_len`]: 10 000
+    /// changes.
+    pub const DEFAULT_CHANGE_LOG_LEN: usize = 10_000;
+
     /// A builder of a store on the Redis server at `url`, with the defaults.
     pub fn builder(url: RedisUrl) -> RedisKeyStoreBuilder {
         RedisKeyStoreBuilder {
             connector: RedisConnector::new(url).timeout(RedisKeyStore::DEFAULT_TIMEOUT),
             namespace: RedisKeyStore::DEFAULT_NAMESPACE.to_owned(),
+            change_log_len: RedisKeyStore::DEFAULT_CHANGE_LOG_LEN,
         }
     }
 
@@ -242,25 +330,98 @@ impl RedisKeyStore {
         format!("{}{}", self.record_key_prefix, digest.to_hex())
     }
 
-    /// Runs a script through [`RedisKeyStore::send`].
+    /// An invocation of a write script with what every one takes first
+    /// (see [`APPEND_CHANGE`]): the change log and its counter as the first
+    /// keys, the changed id and the log's length as the first arguments.
+    fn prepare_write<'a>(&self, script: &'a Script, id: &KeyId) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&self.changes_key)
+            .key(&self.counter_key)
+            .arg(id.to_string())
+            .arg(self.change_log_len);
+        invocation
+    }
+
+    /// Runs a script on the shared connection (see [`send`]).
     async fn invoke<T: FromRedisValue>(
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, Error> {
-        self.send(|mut connection| async move { invocation.invoke_async(&mut connection).await })
-            .await
+        send(&self.connection, |mut connection| async move {
+            invocation.invoke_async(&mut connection).await
+        })
+        .await
     }
 
-    /// Sends `call` on the shared connection; once more only when the
-    /// connection was refused.
-    async fn send<T, F, Fut>(&self, call: F) -> Result<T, Error>
-    where
-        F: Fn(ConnectionManager) -> Fut,
-        Fut: Future<Output = RedisResult<T>>,
-    {
-        retry_if_refused(|| call(self.connection.clone()))
-            .await
-            .map_err(store_error)
+    /// A follower of the change log, positioned at the newest change: what
+    /// an instance that keeps its own copy of the records (to verify keys
+    /// without a round trip) follows to keep the copy current.
+    ///
+    /// Take the follower first, then load the records with
+    /// [`KeyStore::list`], then call [`KeyChanges::next`] in a loop and
+    /// reload each id it answers with [`KeyStore::find_by_id`]: every write
+    /// made after the follower was taken, by any instance sharing the
+    /// store, is answered by it, so nothing falls between the list and the
+    /// follower. A change is answered as soon as Redis has it: a few
+    /// milliseconds after the write started, on one machine.
+    ///
+    /// The follower has its own connection, made from the store's URL and
+    /// timeout, because a waiting `XREAD BLOCK` holds the connection it runs
+    /// on: the store's shared connection stays free for other calls.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use chrono::Utc;
+    /// use lumyx_keys::{ApiKey, KeyChange, KeyRecord, KeyStore, RedisKeyStore};
+    ///
+    /// # let Some(server) = lumyx_test_support::RedisServer::start_or_skip("changes_doc") else { return Ok(()) };
+    /// # let url = server.url();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// // url = "redis://127.0.0.1:6379/"
+    /// let store = RedisKeyStore::builder(url.parse()?).connect().await?;
+    /// // The follower first, then the records.
+    /// let mut changes = store.changes().await?;
+    /// let mut copy: HashMap<_, _> = store.list().await?.into_iter().map(|r| (r.id, r)).collect();
+    ///
+    /// // Any instance writes...
+    /// let key = ApiKey::generate()?;
+    /// store.insert(KeyRecord::new(key.as_key_ref(), "ci", "acct_1", Utc::now())).await?;
+    ///
+    /// // ...and the follower answers the ids to reload (in a loop, in practice).
+    /// match changes.next(Duration::from_millis(400)).await? {
+    ///     KeyChange::Changed(ids) => {
+    ///         for id in ids {
+    ///             match store.find_by_id(&id).await? {
+    ///                 Some(record) => copy.insert(id, record),
+    ///                 None => copy.remove(&id),
+    ///             };
+    ///         }
+    ///     }
+    ///     KeyChange::Lost => {
+    ///         copy = store.list().await?.into_iter().map(|r| (r.id, r)).collect();
+    ///     }
+    /// }
+    /// assert!(copy.contains_key(&key.id()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Store`] when Redis does not answer; [`Error::Config`] when
+    /// the Redis client refuses the URL's settings.
+    pub async fn changes(&self) -> Result<KeyChanges, Error> {
+        let mut changes = KeyChanges {
+            connection: lazy_connection(&self.connector)?,
+            connector: self.connector.clone(),
+            changes_key: self.changes_key.clone(),
+            counter_key: self.counter_key.clone(),
+            last: None,
+        };
+        changes.last = Some(changes.newest().await?);
+        Ok(changes)
     }
 }
 
@@ -268,11 +429,10 @@ impl RedisKeyStore {
 impl KeyStore for RedisKeyStore {
     async fn insert(&self, record: KeyRecord) -> Result<(), Error> {
         record.validate()?;
-        let mut invocation = self.insert.prepare_invoke();
+        let mut invocation = self.prepare_write(&self.insert, &record.id);
         invocation
             .key(&self.index_key)
             .key(self.record_key(&record.digest))
-            .arg(record.id.to_string())
             .arg(record.digest.to_hex())
             .arg(fields_of(&record));
         let inserted: i64 = self.invoke(&invocation).await?;
@@ -285,11 +445,10 @@ impl KeyStore for RedisKeyStore {
 
     async fn update(&self, record: KeyRecord) -> Result<bool, Error> {
         record.validate()?;
-        let mut invocation = self.update.prepare_invoke();
+        let mut invocation = self.prepare_write(&self.update, &record.id);
         invocation
             .key(&self.index_key)
             .key(self.record_key(&record.digest))
-            .arg(record.id.to_string())
             .arg(fields_of(&record));
         let updated: i64 = self.invoke(&invocation).await?;
         Ok(updated == 1)
@@ -297,10 +456,9 @@ impl KeyStore for RedisKeyStore {
 
     async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
         let at = KeyRecord::check_time("revoked_at", at)?;
-        let mut invocation = self.revoke.prepare_invoke();
+        let mut invocation = self.prepare_write(&self.revoke, id);
         invocation
             .key(&self.index_key)
-            .arg(id.to_string())
             .arg(at.timestamp())
             .arg(at.timestamp_subsec_nanos())
             .arg(&self.record_key_prefix);
@@ -310,9 +468,10 @@ impl KeyStore for RedisKeyStore {
 
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyRecord>>, Error> {
         let record_key = &self.record_key(digest);
-        let fields: HashMap<String, String> = self
-            .send(|mut connection| async move { connection.hgetall(record_key).await })
-            .await?;
+        let fields: HashMap<String, String> = send(&self.connection, |mut connection| async move {
+            connection.hgetall(record_key).await
+        })
+        .await?;
         // The key name already holds the digest; comparing the stored one too
         // (in constant time) refuses a record filed under the wrong name.
         Ok(record_from_fields(Some(fields))?.filter(|record| record.digest == *digest))
@@ -330,9 +489,10 @@ impl KeyStore for RedisKeyStore {
 
     async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, Error> {
         let index_key = &self.index_key;
-        let index: HashMap<String, String> = self
-            .send(|mut connection| async move { connection.hgetall(index_key).await })
-            .await?;
+        let index: HashMap<String, String> = send(&self.connection, |mut connection| async move {
+            connection.hgetall(index_key).await
+        })
+        .await?;
         if index.is_empty() {
             // Redis refuses an empty pipeline.
             return Ok(Vec::new());
@@ -342,8 +502,10 @@ impl KeyStore for RedisKeyStore {
             pipeline.hgetall(format!("{}{digest}", self.record_key_prefix));
         }
         let pipeline = &pipeline;
-        let all: Vec<HashMap<String, String>> = self
-            .send(|mut connection| async move { pipeline.query_async(&mut connection).await })
+        let all: Vec<HashMap<String, String>> =
+            send(&self.connection, |mut connection| async move {
+                pipeline.query_async(&mut connection).await
+            })
             .await?;
         let mut records = Vec::with_capacity(all.len());
         for fields in all {
@@ -352,6 +514,194 @@ impl KeyStore for RedisKeyStore {
         crate::store::sort_oldest_first(&mut records);
         Ok(records)
     }
+}
+
+/// What [`KeyChanges::next`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChange {
+    /// The ids of the keys written (inserted, updated, revoked) since the
+    /// previous answer, in the order of the writes: an id written twice is
+    /// there twice. Empty when nothing was written within the wait.
+    Changed(Vec<KeyId>),
+    /// Changes were missed, so the ids that came before cannot be trusted to
+    /// be all of them: the follower fell more than
+    /// [`RedisKeyStoreBuilder::change_log_len`] changes behind, or Redis
+    /// lost its data (restarted empty, flushed, or failed over to a replica
+    /// without the latest writes). The caller must reload every record
+    /// ([`KeyStore::list`]); the follower is positioned at the newest change
+    /// again already, so the changes made while it reloads come next.
+    Lost,
+}
+
+/// A follower of a [`RedisKeyStore`]'s change log, made by
+/// [`RedisKeyStore::changes`]: it answers the ids of the keys that any
+/// instance sharing the store writes, in order, and says when it missed
+/// some.
+///
+/// It holds its own connection, made by its first call and remade after a
+/// failure. `Debug` shows the URL with its password replaced by `***`.
+pub struct KeyChanges {
+    connection: ConnectionManager,
+    connector: RedisConnector,
+    changes_key: String,
+    counter_key: String,
+    /// The last change answered; `None` after a gap that the follower could
+    /// not yet move past (Redis failed while it looked for the newest
+    /// change), so the next call answers [`KeyChange::Lost`].
+    last: Option<Seen>,
+}
+
+/// A change of the log, as a follower remembers it.
+#[derive(Debug, Clone)]
+struct Seen {
+    /// Its stream id, after which the next read starts.
+    entry: String,
+    /// Its number.
+    seq: u64,
+}
+
+/// A stream entry as Redis answers it: its id and its fields.
+type Entry = (String, HashMap<String, String>);
+
+impl fmt::Debug for KeyChanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyChanges")
+            .field("url", self.connector.url())
+            .field("timeout", &self.connector.timeout_value())
+            .field("changes_key", &self.changes_key)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyChanges {
+    /// The most ids one call of [`KeyChanges::next`] answers
+    /// (`XREAD … COUNT`); more come with the following calls.
+    pub const MAX_IDS: usize = 1000;
+
+    /// The longest [`KeyChanges::next`] waits: half the store's timeout
+    /// ([`RedisKeyStoreBuilder::timeout`]). A reply that has not come
+    /// within the timeout is a failure, so the wait must end well before
+    /// it: the other half is left for the reply to arrive.
+    pub fn max_wait(&self) -> Duration {
+        self.connector.timeout_value() / 2
+    }
+
+    /// The ids of the keys written since the previous answer, or
+    /// [`KeyChange::Lost`] when changes were missed.
+    ///
+    /// When nothing new is logged yet, it waits for a change up to `wait`
+    /// (`XREAD BLOCK`), then answers `Changed` with no ids. A change is
+    /// answered as soon as Redis has it, however long the wait. `wait` is
+    /// cut to [`KeyChanges::max_wait`], half the store's timeout, as a
+    /// longer one would make the wait itself a timeout; under 1 ms it does
+    /// not wait. At most [`KeyChanges::MAX_IDS`] ids come in one answer.
+    ///
+    /// After `Lost` the caller must reload every record
+    /// ([`KeyStore::list`]), then go on calling `next`: the follower goes on
+    /// from the newest change.
+    ///
+    /// An entry of the log that this crate did not write (a missing or
+    /// unreadable `seq` or `id`) is a missed change too: `Lost`.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when Redis does not answer (down, unreachable,
+    /// slower than the timeout). The follower keeps its place, so a later
+    /// call misses nothing, and answers `Lost` if Redis came back without
+    /// its data.
+    pub async fn next(&mut self, wait: Duration) -> Result<KeyChange, Error> {
+        let Some(last) = self.last.clone() else {
+            return self.start_over().await;
+        };
+        let mut read = redis::cmd("XREAD");
+        let block = wait.min(self.max_wait()).as_millis();
+        if block > 0 {
+            // `BLOCK 0` would wait for ever.
+            read.arg("BLOCK")
+                .arg(u64::try_from(block).unwrap_or(u64::MAX));
+        }
+        read.arg("COUNT")
+            .arg(KeyChanges::MAX_IDS)
+            .arg("STREAMS")
+            .arg(&self.changes_key)
+            .arg(&last.entry);
+        // The counter is read before the entries, so every change it counts
+        // is either still in the log after `last`, or was trimmed away by
+        // later ones, which the read then answers.
+        let mut pipeline = redis::pipe();
+        pipeline.get(&self.counter_key).add_command(read);
+        let pipeline = &pipeline;
+        let (counter, streams): (Option<u64>, Vec<(String, Vec<Entry>)>) =
+            send(&self.connection, |mut connection| async move {
+                pipeline.query_async(&mut connection).await
+            })
+            .await?;
+        let mut ids = Vec::new();
+        let mut seen = last;
+        for (entry, fields) in streams.into_iter().flat_map(|(_, entries)| entries) {
+            match change_of(&fields) {
+                Some((seq, id)) if seq == seen.seq + 1 => {
+                    ids.push(id);
+                    seen = Seen { entry, seq };
+                }
+                _ => return self.start_over().await,
+            }
+        }
+        if ids.is_empty() && counter.unwrap_or(0) != seen.seq {
+            // Changes were counted that the log does not hold after `last`
+            // (trimmed away), or the counter went back: Redis lost the
+            // changes this follower had seen.
+            return self.start_over().await;
+        }
+        self.last = Some(seen);
+        Ok(KeyChange::Changed(ids))
+    }
+
+    /// Takes the newest change as the place to go on from and answers
+    /// [`KeyChange::Lost`]. When Redis fails meanwhile, the follower has
+    /// no place, so the next call tries again and answers `Lost` then.
+    async fn start_over(&mut self) -> Result<KeyChange, Error> {
+        self.last = None;
+        self.last = Some(self.newest().await?);
+        Ok(KeyChange::Lost)
+    }
+
+    /// The newest change: the counter and the last entry of the log, read
+    /// together (`MULTI`), so that no change falls between them.
+    async fn newest(&self) -> Result<Seen, Error> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .atomic()
+            .get(&self.counter_key)
+            .cmd("XREVRANGE")
+            .arg(&self.changes_key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+        let pipeline = &pipeline;
+        let (counter, last): (Option<u64>, Vec<Entry>) =
+            send(&self.connection, |mut connection| async move {
+                pipeline.query_async(&mut connection).await
+            })
+            .await?;
+        let entry = last
+            .into_iter()
+            .next()
+            .map_or_else(|| BEFORE_FIRST_ENTRY.to_owned(), |(entry, _)| entry);
+        Ok(Seen {
+            entry,
+            seq: counter.unwrap_or(0),
+        })
+    }
+}
+
+/// The number and the key id of a change, from its entry's fields; `None`
+/// when either is missing or unreadable.
+fn change_of(fields: &HashMap<String, String>) -> Option<(u64, KeyId)> {
+    let seq = fields.get("seq")?.parse().ok()?;
+    let id = fields.get("id")?.parse().ok()?;
+    Some((seq, id))
 }
 
 /// The hash fields of a record. A time is two fields, `<name>_secs` and

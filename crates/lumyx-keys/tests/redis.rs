@@ -3,9 +3,14 @@
 
 mod common;
 
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use lumyx_keys::{ApiKey, Error, KeyStore, RedisKeyStore, RedisUrl, Verification, verify};
+use lumyx_keys::{
+    ApiKey, Error, KeyChange, KeyChanges, KeyStore, RedisKeyStore, RedisUrl, Verification, verify,
+};
 use lumyx_redis::{FailureClass, RedisFailure};
 use lumyx_test_support::RedisServer;
 
@@ -34,6 +39,62 @@ async fn verify_once_back(store: &RedisKeyStore, key: &ApiKey) -> Verification {
         answer = verify(store, key.as_key_ref(), at(1)).await;
     }
     answer.unwrap()
+}
+
+/// Asks `changes` until it answers, while a restarted server comes back.
+async fn next_once_back(changes: &mut KeyChanges) -> KeyChange {
+    let wait = Duration::from_millis(100);
+    let mut answer = changes.next(wait).await;
+    for _ in 0..50 {
+        if answer.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = changes.next(wait).await;
+    }
+    answer.unwrap()
+}
+
+/// A key inserted, then updated until `changes` writes of it are logged.
+async fn busy_key(store: &RedisKeyStore, changes: usize) -> ApiKey {
+    let key = ApiKey::generate().unwrap();
+    store.insert(record(&key, "busy", at(0))).await.unwrap();
+    for _ in 1..changes {
+        assert!(store.update(record(&key, "busy", at(0))).await.unwrap());
+    }
+    key
+}
+
+/// What `changes` answers without waiting.
+async fn next_now(changes: &mut KeyChanges) -> KeyChange {
+    changes.next(Duration::ZERO).await.unwrap()
+}
+
+/// Runs `write` while `changes` follows the log in a task of its own, and
+/// answers the follower, the first answer it had that was not an empty
+/// `Changed`, and how long after the write started it had it.
+async fn seen_after<T: Debug>(
+    mut changes: KeyChanges,
+    write: impl Future<Output = Result<T, Error>>,
+) -> (KeyChanges, KeyChange, Duration) {
+    let follower = tokio::spawn(async move {
+        loop {
+            let wait = changes.max_wait();
+            match changes.next(wait).await.unwrap() {
+                KeyChange::Changed(ids) if ids.is_empty() => {}
+                change => return (changes, change, Instant::now()),
+            }
+        }
+    });
+    // Let the follower start waiting in `XREAD BLOCK`.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    write.await.unwrap();
+    let (changes, change, seen) = tokio::time::timeout(Duration::from_secs(5), follower)
+        .await
+        .expect("the follower answers")
+        .unwrap();
+    (changes, change, seen.saturating_duration_since(started))
 }
 
 #[tokio::test]
@@ -90,6 +151,188 @@ async fn revocation_is_seen_by_every_instance_at_once() {
     ));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_sees_every_write_of_another_instance_within_a_second() {
+    let Some(server) = RedisServer::start_or_skip("a_follower_sees_every_write") else {
+        return;
+    };
+    // Two server instances, each with its own connection; the second keeps
+    // a copy of the records and follows the changes.
+    let writer = store_on(&server).await;
+    let reader = store_on(&server).await;
+    let changes = reader.changes().await.unwrap();
+    assert!(reader.list().await.unwrap().is_empty());
+    let key = ApiKey::generate().unwrap();
+    let id = key.id();
+    let second = Duration::from_secs(1);
+
+    let (changes, change, latency) =
+        seen_after(changes, writer.insert(record(&key, "first", at(0)))).await;
+    eprintln!("insert seen after {latency:?}");
+    assert_eq!(change, KeyChange::Changed(vec![id]));
+    assert!(latency < second, "{latency:?}");
+    let found = reader.find_by_id(&id).await.unwrap().unwrap();
+    assert_eq!(found.name, "first");
+
+    let (changes, change, latency) =
+        seen_after(changes, writer.update(record(&key, "renamed", at(0)))).await;
+    eprintln!("update seen after {latency:?}");
+    assert_eq!(change, KeyChange::Changed(vec![id]));
+    assert!(latency < second, "{latency:?}");
+    let found = reader.find_by_id(&id).await.unwrap().unwrap();
+    assert_eq!(found.name, "renamed");
+
+    let (_, change, latency) = seen_after(changes, writer.revoke(&id, at(1))).await;
+    eprintln!("revoke seen after {latency:?}");
+    assert_eq!(change, KeyChange::Changed(vec![id]));
+    assert!(latency < second, "{latency:?}");
+    let found = reader.find_by_id(&id).await.unwrap().unwrap();
+    assert_eq!(found.revoked_at, Some(at(1)));
+}
+
+#[tokio::test]
+async fn a_follower_answers_ids_in_write_order_a_bounded_batch_at_a_time() {
+    let Some(server) = RedisServer::start_or_skip("a_follower_answers_ids_in_order") else {
+        return;
+    };
+    let store = store_on(&server).await;
+    let mut changes = store.changes().await.unwrap();
+    let keys: Vec<ApiKey> = (0..3).map(|_| ApiKey::generate().unwrap()).collect();
+    for key in &keys {
+        store.insert(record(key, "k", at(0))).await.unwrap();
+    }
+    store.revoke(&keys[0].id(), at(1)).await.unwrap().unwrap();
+    let order = vec![keys[0].id(), keys[1].id(), keys[2].id(), keys[0].id()];
+    assert_eq!(next_now(&mut changes).await, KeyChange::Changed(order));
+
+    // More changes than one answer holds: the rest come next, none lost.
+    for _ in 0..KeyChanges::MAX_IDS + 5 {
+        assert!(store.update(record(&keys[1], "k", at(0))).await.unwrap());
+    }
+    let first = next_now(&mut changes).await;
+    assert_eq!(
+        first,
+        KeyChange::Changed(vec![keys[1].id(); KeyChanges::MAX_IDS])
+    );
+    let rest = next_now(&mut changes).await;
+    assert_eq!(rest, KeyChange::Changed(vec![keys[1].id(); 5]));
+}
+
+#[tokio::test]
+async fn a_follower_with_nothing_new_answers_no_ids_after_the_wait() {
+    let Some(server) = RedisServer::start_or_skip("a_follower_with_nothing_new") else {
+        return;
+    };
+    let store = store_on(&server).await;
+    let mut changes = store.changes().await.unwrap();
+    assert_eq!(changes.max_wait(), RedisKeyStore::DEFAULT_TIMEOUT / 2);
+    // A wait longer than the longest is cut to it, not an error.
+    for wait in [Duration::from_millis(300), Duration::from_secs(10)] {
+        let expected = wait.min(changes.max_wait());
+        let started = Instant::now();
+        let answer = changes.next(wait).await.unwrap();
+        let waited = started.elapsed();
+        assert_eq!(answer, KeyChange::Changed(Vec::new()));
+        assert!(waited >= expected, "{waited:?} for {wait:?}");
+        // Redis ends a blocking read on its cron, every 100 ms by default
+        // (`hz 10`), so the answer may come that much after the wait.
+        assert!(
+            waited < expected + Duration::from_millis(300),
+            "{waited:?} for {wait:?}"
+        );
+    }
+    // No wait at all answers at once.
+    let started = Instant::now();
+    let answer = next_now(&mut changes).await;
+    assert_eq!(answer, KeyChange::Changed(Vec::new()));
+    assert!(started.elapsed() < Duration::from_millis(100));
+}
+
+#[tokio::test]
+async fn a_follower_that_falls_behind_the_log_is_told_and_goes_on_from_the_newest() {
+    let Some(server) = RedisServer::start_or_skip("a_follower_that_falls_behind") else {
+        return;
+    };
+    let store = RedisKeyStore::builder(url_of(&server))
+        .change_log_len(10)
+        .connect()
+        .await
+        .unwrap();
+    let mut changes = store.changes().await.unwrap();
+    let key = busy_key(&store, 300).await;
+    assert_eq!(next_now(&mut changes).await, KeyChange::Lost);
+
+    // Positioned at the newest change: nothing new, then the next write.
+    assert_eq!(next_now(&mut changes).await, KeyChange::Changed(Vec::new()));
+    store.revoke(&key.id(), at(1)).await.unwrap().unwrap();
+    assert_eq!(
+        next_now(&mut changes).await,
+        KeyChange::Changed(vec![key.id()])
+    );
+
+    // A log trimmed to nothing by hand, with a change the follower had not
+    // read: the counter moved, no entry is left, so it is a gap too.
+    store.revoke(&key.id(), at(0)).await.unwrap().unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let trimmed: u64 = redis::cmd("XTRIM")
+        .arg("{lumyx:keys}:changes")
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(trimmed > 0);
+    assert_eq!(next_now(&mut changes).await, KeyChange::Lost);
+    assert_eq!(next_now(&mut changes).await, KeyChange::Changed(Vec::new()));
+}
+
+#[tokio::test]
+async fn a_follower_of_a_stopped_server_errs_and_after_a_restart_says_it_lost_changes() {
+    let Some(mut server) = RedisServer::start_or_skip("a_follower_of_a_stopped_server") else {
+        return;
+    };
+    let store = store_on(&server).await;
+    let mut changes = store.changes().await.unwrap();
+    let key = ApiKey::generate().unwrap();
+    store.insert(record(&key, "before", at(0))).await.unwrap();
+    assert_eq!(
+        next_now(&mut changes).await,
+        KeyChange::Changed(vec![key.id()])
+    );
+    let no_hang = RedisKeyStore::DEFAULT_TIMEOUT + Duration::from_millis(500);
+
+    // Stopped while the follower waits.
+    let waiting = tokio::spawn(async move {
+        let started = Instant::now();
+        let wait = changes.max_wait();
+        let answer = changes.next(wait).await;
+        (changes, answer, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.stop();
+    let (mut changes, answer, took) = waiting.await.unwrap();
+    assert!(matches!(answer, Err(Error::Store(_))), "{answer:?}");
+    assert!(took < no_hang, "{took:?}");
+
+    // Called while it is down.
+    let started = Instant::now();
+    let answer = changes.next(Duration::from_millis(300)).await;
+    assert!(matches!(answer, Err(Error::Store(_))), "{answer:?}");
+    assert!(started.elapsed() < no_hang, "{:?}", started.elapsed());
+
+    // Back, but empty: the change seen before is gone, a gap.
+    server.restart().unwrap();
+    assert_eq!(next_once_back(&mut changes).await, KeyChange::Lost);
+    assert_eq!(verify_once_back(&store, &key).await, Verification::Unknown);
+    let after = ApiKey::generate().unwrap();
+    store.insert(record(&after, "after", at(0))).await.unwrap();
+    assert_eq!(
+        next_now(&mut changes).await,
+        KeyChange::Changed(vec![after.id()])
+    );
+}
+
 #[tokio::test]
 async fn an_unreachable_server_is_an_error_not_a_hang_or_panic() {
     let Some(mut server) = RedisServer::start_or_skip("an_unreachable_server_is_an_error") else {
@@ -128,6 +371,8 @@ async fn connect_does_not_contact_redis_so_a_service_starts_while_it_is_down() {
         .expect("building the store needs no server");
     let key = ApiKey::generate().unwrap();
     let outcome = verify(&store, key.as_key_ref(), at(1)).await;
+    assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
+    let outcome = store.changes().await;
     assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
 
     // The first call once Redis is up connects.
@@ -196,6 +441,14 @@ async fn debug_never_shows_the_password() {
         shown.contains(":***@127.0.0.1") && shown.contains("tenant-a"),
         "{shown}"
     );
+    // The follower, which has its own connection, too.
+    let changes = store.changes().await.unwrap();
+    let shown = format!("{changes:?} {changes:#?}");
+    assert!(!shown.contains("s3cret-pw"), "{shown}");
+    assert!(
+        shown.contains(":***@127.0.0.1") && shown.contains("{tenant-a}:changes"),
+        "{shown}"
+    );
 
     // The password is used, though: the store works on a server that needs it.
     let key = ApiKey::generate().unwrap();
@@ -230,7 +483,12 @@ async fn records_are_hashes_keyed_by_digest_in_one_slot_without_the_key() {
     let record_key = format!("{{lumyx:keys}}:record:{}", key.digest().to_hex());
     assert_eq!(
         names,
-        vec!["{lumyx:keys}:index".to_owned(), record_key.clone()]
+        vec![
+            "{lumyx:keys}:changes".to_owned(),
+            "{lumyx:keys}:changes:seq".to_owned(),
+            "{lumyx:keys}:index".to_owned(),
+            record_key.clone()
+        ]
     );
 
     let index: Vec<(String, String)> = redis::cmd("HGETALL")
@@ -273,6 +531,78 @@ async fn records_are_hashes_keyed_by_digest_in_one_slot_without_the_key() {
             "field {name} holds the key"
         );
     }
+}
+
+/// The change log's entries, oldest first, as (seq, id) text.
+async fn change_log(connection: &mut redis::aio::MultiplexedConnection) -> Vec<(String, String)> {
+    let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg("{lumyx:keys}:changes")
+        .arg("-")
+        .arg("+")
+        .query_async(connection)
+        .await
+        .unwrap();
+    entries
+        .into_iter()
+        .map(|(_, mut fields)| {
+            assert_eq!(fields.len(), 2, "{fields:?}");
+            (fields.remove("seq").unwrap(), fields.remove("id").unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_write_that_changes_a_record_is_logged_once_with_the_next_number() {
+    let Some(server) = RedisServer::start_or_skip("every_write_is_logged_once") else {
+        return;
+    };
+    let store = store_on(&server).await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let key = ApiKey::generate().unwrap();
+    let id = key.id().to_string();
+
+    store.insert(record(&key, "logged", at(0))).await.unwrap();
+    assert!(store.update(record(&key, "renamed", at(0))).await.unwrap());
+    store.revoke(&key.id(), at(1)).await.unwrap().unwrap();
+    // A revocation that keeps an earlier time is still a write: logged too.
+    store.revoke(&key.id(), at(2)).await.unwrap().unwrap();
+    let expected: Vec<(String, String)> =
+        (1..=4).map(|seq| (seq.to_string(), id.clone())).collect();
+    assert_eq!(change_log(&mut raw).await, expected);
+
+    // Writes that change nothing log nothing.
+    let stranger = ApiKey::generate().unwrap();
+    assert!(store.insert(record(&key, "again", at(0))).await.is_err());
+    assert!(!store.update(record(&stranger, "x", at(0))).await.unwrap());
+    assert_eq!(store.revoke(&stranger.id(), at(1)).await.unwrap(), None);
+    assert_eq!(change_log(&mut raw).await, expected);
+    let counter: u64 = redis::cmd("GET")
+        .arg("{lumyx:keys}:changes:seq")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(counter, 4);
+}
+
+#[tokio::test]
+async fn the_change_log_is_capped_at_about_its_length() {
+    let Some(server) = RedisServer::start_or_skip("the_change_log_is_capped") else {
+        return;
+    };
+    let store = RedisKeyStore::builder(url_of(&server))
+        .change_log_len(10)
+        .connect()
+        .await
+        .unwrap();
+    busy_key(&store, 400).await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let log = change_log(&mut raw).await;
+    // `MAXLEN ~` trims whole blocks of entries (100 by default): at least
+    // the length is kept, and well under the 400 writes.
+    assert!((10..=200).contains(&log.len()), "{}", log.len());
+    assert_eq!(log.last().unwrap().0, "400");
 }
 
 #[tokio::test]
@@ -418,5 +748,14 @@ async fn config_errors_say_what_was_expected_and_what_came() {
     assert_eq!(
         err.to_string(),
         "invalid Redis namespace: expected non-empty text without `{` or `}`, got `a{b`"
+    );
+    let err = RedisKeyStore::builder(url_of(&server))
+        .change_log_len(0)
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid Redis change log length: expected at least 1, got `0`"
     );
 }
