@@ -34,12 +34,12 @@ fn world() -> &'static World {
             KeyRecord::new(key.as_key_ref(), "fuzz", "acct", now - TimeDelta::days(1))
                 .with_limits(Limits::new(3, 5).unwrap())
         };
-        table.put(Arc::new(record(&keys[0])));
-        table.put(Arc::new(record(&keys[1]).with_expiry(now - TimeDelta::hours(1))));
+        table.put(record(&keys[0]));
+        table.put(record(&keys[1]).with_expiry(now - TimeDelta::hours(1)));
         let mut revoked = record(&keys[2]);
         revoked.revoked_at = Some(now - TimeDelta::hours(1));
-        table.put(Arc::new(revoked));
-        table.put(Arc::new(record(&keys[3]).with_scopes(Scopes::NONE.with(Scope::Models))));
+        table.put(revoked);
+        table.put(record(&keys[3]).with_scopes(Scopes::NONE.with(Scope::Models)));
         let gate = Gate::with_clock(table, MemoryBackend::with_clock(clock.clone()), clock);
         World { gate, keys }
     })

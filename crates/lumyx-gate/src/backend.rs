@@ -1,5 +1,6 @@
 //! Where the gate decides the limits of a key and counts what its requests
-//! came to: this process's memory, or Redis for many instances.
+//! came to: this process's memory (each key's entry of the table), or Redis
+//! for many instances (by Redis's clock).
 //!
 //! A backend's futures are plain `impl Future`, not boxed: the in-memory one
 //! answers with futures that are ready when made, so a gate over it decides
@@ -7,18 +8,20 @@
 
 use std::future::{Future, ready};
 
-use lumyx_keys::KeyId;
-use lumyx_ratelimit::{
-    Clock, Counted, Decision, Error, MemoryLimiter, Snapshot, SystemClock, Usage,
-};
+use lumyx_ratelimit::{Clock, Counted, Decision, Error, Snapshot, SystemClock, Timestamp, Usage};
 
 use crate::KeyEntry;
 
 /// Limits and usage counts of the keys in the table.
 pub trait Backend: Send + Sync + 'static {
     /// Decides one request of the key under its record's limits, consuming
-    /// from both iff both admit it, and counts what it came to.
-    fn decide(&self, entry: &KeyEntry) -> impl Future<Output = Result<Decision, Error>> + Send;
+    /// from both iff both admit it, and counts what it came to (at `now`,
+    /// in memory).
+    fn decide(
+        &self,
+        entry: &KeyEntry,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Decision, Error>> + Send;
 
     /// The key's limits now, consuming nothing, and counts a refusal made
     /// before the limits (`what`: expired, revoked, out of scope).
@@ -26,34 +29,41 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         entry: &KeyEntry,
         what: Counted,
+        now: Timestamp,
     ) -> impl Future<Output = Result<Snapshot, Error>> + Send;
 
     /// The key's limits now, consuming and counting nothing.
     fn peek(&self, entry: &KeyEntry) -> impl Future<Output = Result<Snapshot, Error>> + Send;
 
-    /// What the key's requests came to: the last 31 UTC days and totals.
-    fn usage(&self, entry: &KeyEntry) -> impl Future<Output = Result<Usage, Error>> + Send;
+    /// What the key's requests came to: the last 31 UTC days and totals, as
+    /// of `now` (in memory).
+    fn usage(
+        &self,
+        entry: &KeyEntry,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Usage, Error>> + Send;
 }
 
 /// A [`Backend`] whose futures are always ready when made: a gate over it
 /// can decide synchronously ([`Gate::check_now`](crate::Gate::check_now)).
 pub trait SyncBackend: Backend {}
 
-/// Limits in this process's memory ([`MemoryLimiter`], keyed by key id) and
-/// usage in the table's counters: every operation is a few atomic steps.
+/// Limits and usage counts in this process's memory, in each key's entry of
+/// the table: a decision is one compare-and-swap on the key's limiter word
+/// and a few relaxed atomic adds on its counters, with no lookup beyond the
+/// table's and no lock.
 ///
 /// ```
 /// use lumyx_gate::MemoryBackend;
 /// use lumyx_ratelimit::ManualClock;
 ///
 /// let backend = MemoryBackend::new(); // the system clock
-/// let clock = ManualClock::default();
-/// let for_tests = MemoryBackend::with_clock(clock.clone());
-/// assert_eq!(for_tests.limiter().len(), 0);
+/// let for_tests = MemoryBackend::with_clock(ManualClock::default());
+/// # let _ = (backend, for_tests);
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct MemoryBackend<C = SystemClock> {
-    limiter: MemoryLimiter<KeyId, C>,
+    clock: C,
 }
 
 impl MemoryBackend {
@@ -63,42 +73,27 @@ impl MemoryBackend {
     }
 }
 
-impl Default for MemoryBackend {
-    fn default() -> Self {
-        MemoryBackend::new()
-    }
-}
-
 impl<C> MemoryBackend<C> {
-    /// A backend on `clock` (a manual clock in tests).
+    /// A backend on `clock` (a manual clock in tests; give the gate the same).
     pub fn with_clock(clock: C) -> MemoryBackend<C> {
-        MemoryBackend {
-            limiter: MemoryLimiter::with_clock(clock),
-        }
+        MemoryBackend { clock }
     }
 
-    /// The limiter.
-    pub fn limiter(&self) -> &MemoryLimiter<KeyId, C> {
-        &self.limiter
-    }
-}
-
-impl<C: Clock> MemoryBackend<C> {
-    /// The key's limits now, consuming nothing.
-    fn snapshot(&self, entry: &KeyEntry) -> Snapshot {
-        let record = entry.record();
-        self.limiter.peek(&record.id, record.limits)
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
     }
 }
 
 impl<C: Clock + 'static> Backend for MemoryBackend<C> {
     #[inline]
-    fn decide(&self, entry: &KeyEntry) -> impl Future<Output = Result<Decision, Error>> + Send {
-        let record = entry.record();
-        let decision = self.limiter.check(&record.id, record.limits);
-        entry
-            .usage()
-            .count(Counted::of(&decision), self.limiter.clock().now());
+    fn decide(
+        &self,
+        entry: &KeyEntry,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Decision, Error>> + Send {
+        let decision = entry.limiter().check(entry.record().limits, &self.clock);
+        entry.usage().count(Counted::of(&decision), now);
         ready(Ok(decision))
     }
 
@@ -106,17 +101,22 @@ impl<C: Clock + 'static> Backend for MemoryBackend<C> {
         &self,
         entry: &KeyEntry,
         what: Counted,
+        now: Timestamp,
     ) -> impl Future<Output = Result<Snapshot, Error>> + Send {
-        entry.usage().count(what, self.limiter.clock().now());
-        ready(Ok(self.snapshot(entry)))
+        entry.usage().count(what, now);
+        ready(Ok(entry.limiter().peek(entry.record().limits, &self.clock)))
     }
 
     fn peek(&self, entry: &KeyEntry) -> impl Future<Output = Result<Snapshot, Error>> + Send {
-        ready(Ok(self.snapshot(entry)))
+        ready(Ok(entry.limiter().peek(entry.record().limits, &self.clock)))
     }
 
-    fn usage(&self, entry: &KeyEntry) -> impl Future<Output = Result<Usage, Error>> + Send {
-        ready(Ok(entry.usage().usage(self.limiter.clock().now())))
+    fn usage(
+        &self,
+        entry: &KeyEntry,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Usage, Error>> + Send {
+        ready(Ok(entry.usage().usage(now)))
     }
 }
 
@@ -150,14 +150,19 @@ mod redis {
     }
 
     impl Backend for RedisBackend {
-        async fn decide(&self, entry: &KeyEntry) -> Result<Decision, Error> {
+        async fn decide(&self, entry: &KeyEntry, _now: Timestamp) -> Result<Decision, Error> {
             let record = entry.record();
             self.limiter
                 .check_counted(&record.id.to_string(), record.limits)
                 .await
         }
 
-        async fn refuse(&self, entry: &KeyEntry, what: Counted) -> Result<Snapshot, Error> {
+        async fn refuse(
+            &self,
+            entry: &KeyEntry,
+            what: Counted,
+            _now: Timestamp,
+        ) -> Result<Snapshot, Error> {
             let record = entry.record();
             self.limiter
                 .peek_counted(&record.id.to_string(), record.limits, what)
@@ -171,7 +176,7 @@ mod redis {
                 .await
         }
 
-        async fn usage(&self, entry: &KeyEntry) -> Result<Usage, Error> {
+        async fn usage(&self, entry: &KeyEntry, _now: Timestamp) -> Result<Usage, Error> {
             self.limiter.usage(&entry.record().id.to_string()).await
         }
     }

@@ -9,9 +9,10 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use chrono::{DateTime, Utc};
+use std::time::Duration;
+
 use http::HeaderValue;
-use lumyx_keys::{ApiKeyRef, KeyFormat, KeyRecord, Scope};
+use lumyx_keys::{ApiKeyRef, KeyFormat, Scope};
 use lumyx_ratelimit::{Clock, Counted, Decision, DeniedBy, Snapshot, SystemClock, Usage};
 
 use crate::verdict::LimitsSeen;
@@ -25,7 +26,7 @@ use crate::{
 pub const LOG_TARGET: &str = "lumyx_gate";
 
 /// How far ahead a key's end is announced in `x-lumyx-key-expires-at`.
-const ANNOUNCE_END: chrono::TimeDelta = chrono::TimeDelta::days(7);
+const ANNOUNCE_END: Duration = Duration::from_secs(7 * 86_400);
 
 /// Admits or denies requests: key verification against a [`KeyTable`],
 /// scopes, the limits and usage counts of a [`Backend`], and a clock for
@@ -44,7 +45,7 @@ const ANNOUNCE_END: chrono::TimeDelta = chrono::TimeDelta::days(7);
 ///
 /// let table = Arc::new(KeyTable::new());
 /// let key = ApiKey::generate()?;
-/// table.put(Arc::new(KeyRecord::new(key.as_key_ref(), "ci", "acct_1", Utc::now())));
+/// table.put(KeyRecord::new(key.as_key_ref(), "ci", "acct_1", Utc::now()));
 /// let gate = Gate::new(table, MemoryBackend::new());
 ///
 /// let header = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))?;
@@ -121,12 +122,12 @@ impl<B: Backend, C: Clock> Gate<B, C> {
             Ok(entry) => entry,
             Err(refusal) => return deny(Denied::new(refusal)),
         };
-        let now = self.clock.now().to_utc();
+        let now = self.clock.now();
         let record = entry.record();
         // Expiry, then revocation, then scope: the order of the error table.
-        let refusal = if has_passed(record.expires_at, now) {
+        let refusal = if entry.is_expired(now) {
             Some((Refusal::KeyExpired, Counted::Expired))
-        } else if has_passed(record.revoked_at, now) {
+        } else if entry.is_revoked(now) {
             Some((Refusal::KeyRevoked, Counted::Revoked))
         } else if !record.scopes.contains(scope) {
             Some((Refusal::InsufficientScope, Counted::OutOfScope))
@@ -134,7 +135,7 @@ impl<B: Backend, C: Clock> Gate<B, C> {
             None
         };
         if let Some((refusal, counted)) = refusal {
-            let limits = match self.backend.refuse(&entry, counted).await {
+            let limits = match self.backend.refuse(&entry, counted, now).await {
                 // Only a valid key out of its scope shows its limits.
                 Ok(snapshot) if refusal == Refusal::InsufficientScope => {
                     LimitsSeen::Untouched(snapshot)
@@ -153,9 +154,9 @@ impl<B: Backend, C: Clock> Gate<B, C> {
                 limits,
             });
         }
-        match self.backend.decide(&entry).await {
+        match self.backend.decide(&entry, now).await {
             Ok(Decision::Admitted(snapshot)) => {
-                let stops_at = stops_soon(record, now);
+                let stops_at = entry.stops_within(now, ANNOUNCE_END);
                 Verdict::Admitted(Admitted {
                     entry,
                     snapshot,
@@ -216,7 +217,7 @@ impl<B: Backend, C: Clock> Gate<B, C> {
         &self,
         entry: &KeyEntry,
     ) -> Result<(Usage, Snapshot), lumyx_ratelimit::Error> {
-        let usage = self.backend.usage(entry).await?;
+        let usage = self.backend.usage(entry, self.clock.now()).await?;
         let snapshot = self.backend.peek(entry).await?;
         Ok((usage, snapshot))
     }
@@ -241,22 +242,6 @@ fn ready_now<T>(future: impl Future<Output = T>) -> T {
         Poll::Ready(output) => output,
         Poll::Pending => unreachable!("a synchronous backend never waits"),
     }
-}
-
-/// Whether the moment `at` has come by `now`.
-fn has_passed(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
-    at.is_some_and(|at| at <= now)
-}
-
-/// When the key stops working (its expiry, or the end of a rotation's grace
-/// period: a revocation set in the future), if within a week of `now`.
-fn stops_soon(record: &KeyRecord, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let end = match (record.expires_at, record.revoked_at) {
-        (Some(expires), Some(revoked)) => expires.min(revoked),
-        (Some(end), None) | (None, Some(end)) => end,
-        (None, None) => return None,
-    };
-    (end - now <= ANNOUNCE_END).then_some(end)
 }
 
 /// A refusal, logged at `TRACE` with the key's id when one was found.

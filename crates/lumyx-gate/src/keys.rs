@@ -75,7 +75,7 @@ impl Keys {
     pub async fn refresh(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error> {
         let found = self.store.find_by_id(id).await?;
         match &found {
-            Some(record) => self.table.put(Arc::clone(record)),
+            Some(record) => self.table.put(KeyRecord::clone(record)),
             None => self.table.remove(id),
         }
         Ok(found)
@@ -87,7 +87,8 @@ impl Keys {
     /// When the store cannot list its records; the table keeps what it had.
     pub async fn reload(&self) -> Result<(), Error> {
         let records = self.store.list().await?;
-        self.table.replace_all(records);
+        self.table
+            .replace_all(records.iter().map(|record| KeyRecord::clone(record)));
         Ok(())
     }
 }
@@ -103,8 +104,7 @@ impl fmt::Debug for Keys {
 #[async_trait]
 impl KeyStore for Keys {
     async fn insert(&self, record: KeyRecord) -> Result<(), Error> {
-        let record = Arc::new(record);
-        self.store.insert(KeyRecord::clone(&record)).await?;
+        self.store.insert(record.clone()).await?;
         self.table.put(record);
         Ok(())
     }
@@ -122,7 +122,7 @@ impl KeyStore for Keys {
     async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
         let revoked = self.store.revoke(id, at).await?;
         if let Some(record) = &revoked {
-            self.table.put(Arc::clone(record));
+            self.table.put(KeyRecord::clone(record));
         }
         Ok(revoked)
     }
@@ -131,14 +131,14 @@ impl KeyStore for Keys {
         Ok(self
             .table
             .find_by_digest(digest)
-            .map(|entry| Arc::clone(entry.record())))
+            .map(|entry| Arc::new(entry.record().clone())))
     }
 
     async fn find_by_id(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error> {
         Ok(self
             .table
             .find_by_id(id)
-            .map(|entry| Arc::clone(entry.record())))
+            .map(|entry| Arc::new(entry.record().clone())))
     }
 
     async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, Error> {

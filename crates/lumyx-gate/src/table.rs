@@ -12,31 +12,99 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use chrono::{DateTime, Utc};
 use lumyx_keys::{KeyDigest, KeyId, KeyIdHashBuilder, KeyRecord};
-use lumyx_ratelimit::UsageCounter;
+use lumyx_ratelimit::{KeyLimiter, Timestamp, UsageCounter};
 
 /// Shards of the table; a power of two.
 const SHARDS: usize = 16;
 
 type Shard = HashMap<KeyId, Arc<KeyEntry>, KeyIdHashBuilder>;
 
-/// One key of the table: its record as the store has it, and its usage
-/// counters (kept across updates of the record).
+/// One key of the table: its record as the store has it, the moments it
+/// stops working (in the clock's microseconds, so a check compares
+/// integers), and its state in memory, shared with the entries that replace
+/// this one when the record changes: its limits (a change of limits keeps
+/// them) and usage counts.
 pub struct KeyEntry {
-    record: Arc<KeyRecord>,
-    usage: Arc<UsageCounter>,
+    record: KeyRecord,
+    expires_at: u64,
+    revoked_at: u64,
+    state: Arc<KeyState>,
+}
+
+/// The state of a key that outlives changes of its record.
+#[derive(Debug, Default)]
+struct KeyState {
+    limiter: KeyLimiter,
+    usage: UsageCounter,
 }
 
 impl KeyEntry {
+    fn new(record: KeyRecord, state: Arc<KeyState>) -> KeyEntry {
+        KeyEntry {
+            expires_at: micros_or_never(record.expires_at),
+            revoked_at: micros_or_never(record.revoked_at),
+            record,
+            state,
+        }
+    }
+
     /// The key's record.
-    pub fn record(&self) -> &Arc<KeyRecord> {
+    pub fn record(&self) -> &KeyRecord {
         &self.record
     }
 
-    /// The key's usage counters (in memory; a Redis gate counts in Redis).
-    pub fn usage(&self) -> &UsageCounter {
-        &self.usage
+    /// The key's limits in memory (a Redis gate keeps them in Redis).
+    pub fn limiter(&self) -> &KeyLimiter {
+        &self.state.limiter
     }
+
+    /// The key's usage counters in memory (a Redis gate counts in Redis).
+    pub fn usage(&self) -> &UsageCounter {
+        &self.state.usage
+    }
+
+    /// Whether the key has expired at `now`.
+    #[inline]
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        now.unix_micros() >= self.expires_at
+    }
+
+    /// Whether the key is revoked at `now` (a rotated key's old key is
+    /// revoked at the end of its grace period).
+    #[inline]
+    pub fn is_revoked(&self, now: Timestamp) -> bool {
+        now.unix_micros() >= self.revoked_at
+    }
+
+    /// When the key stops working (expiry or revocation, the earlier), if
+    /// within `window` of `now`.
+    #[inline]
+    pub fn stops_within(
+        &self,
+        now: Timestamp,
+        window: std::time::Duration,
+    ) -> Option<DateTime<Utc>> {
+        let end = self.expires_at.min(self.revoked_at);
+        let window = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+        if end == NEVER || end.saturating_sub(now.unix_micros()) > window {
+            return None;
+        }
+        Some(Timestamp::from_unix_micros(end).to_utc())
+    }
+}
+
+/// The microseconds of a time that never comes.
+const NEVER: u64 = u64::MAX;
+
+/// A record's time in microseconds since the epoch (times before it are the
+/// epoch: they have passed for every clock), or [`NEVER`].
+fn micros_or_never(time: Option<DateTime<Utc>>) -> u64 {
+    time.map_or(NEVER, |time| {
+        // Record times end at 9999-12-31, well within u64 microseconds.
+        u64::try_from(time.timestamp_micros()).unwrap_or(0)
+    })
 }
 
 impl fmt::Debug for KeyEntry {
@@ -51,14 +119,13 @@ impl fmt::Debug for KeyEntry {
 /// Every key the gate serves, by id, in shards behind read-write locks.
 ///
 /// ```
-/// use std::sync::Arc;
 /// use chrono::Utc;
 /// use lumyx_gate::KeyTable;
 /// use lumyx_keys::{ApiKey, KeyRecord};
 ///
 /// let table = KeyTable::new();
 /// let key = ApiKey::generate()?;
-/// table.put(Arc::new(KeyRecord::new(key.as_key_ref(), "ci", "acct_1", Utc::now())));
+/// table.put(KeyRecord::new(key.as_key_ref(), "ci", "acct_1", Utc::now()));
 /// let entry = table.find_by_digest(&key.digest()).expect("in the table");
 /// assert_eq!(entry.record().owner, "acct_1");
 /// assert_eq!(format!("{table:?}"), "KeyTable { keys: 1, .. }");
@@ -130,15 +197,15 @@ impl KeyTable {
     }
 
     /// Adds a record, or replaces the one with its id, keeping that key's
-    /// usage counters.
-    pub fn put(&self, record: Arc<KeyRecord>) {
+    /// limits and usage counts.
+    pub fn put(&self, record: KeyRecord) {
         let id = record.id;
         let mut shard = self.write(&id);
-        let usage = shard
+        let state = shard
             .get(&id)
-            .map(|entry| Arc::clone(&entry.usage))
+            .map(|entry| Arc::clone(&entry.state))
             .unwrap_or_default();
-        shard.insert(id, Arc::new(KeyEntry { record, usage }));
+        shard.insert(id, Arc::new(KeyEntry::new(record, state)));
     }
 
     /// Removes the key with this id.
@@ -148,8 +215,8 @@ impl KeyTable {
 
     /// Makes the table hold exactly `records`: new ones are added, changed
     /// ones replaced (keeping their usage), the others removed.
-    pub fn replace_all(&self, records: impl IntoIterator<Item = Arc<KeyRecord>>) {
-        let mut fresh: HashMap<KeyId, Arc<KeyRecord>, KeyIdHashBuilder> = HashMap::default();
+    pub fn replace_all(&self, records: impl IntoIterator<Item = KeyRecord>) {
+        let mut fresh: HashMap<KeyId, KeyRecord, KeyIdHashBuilder> = HashMap::default();
         fresh.extend(records.into_iter().map(|record| (record.id, record)));
         for shard in self.shards.iter() {
             let mut shard = shard.write().unwrap_or_else(PoisonError::into_inner);
@@ -182,7 +249,7 @@ impl KeyTable {
                 let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
                 shard
                     .values()
-                    .map(|entry| Arc::clone(&entry.record))
+                    .map(|entry| Arc::new(entry.record.clone()))
                     .collect::<Vec<_>>()
             })
             .collect();

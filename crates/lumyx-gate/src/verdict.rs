@@ -64,8 +64,13 @@ pub struct Admitted {
 
 impl Admitted {
     /// The key's record.
-    pub fn record(&self) -> &Arc<KeyRecord> {
+    pub fn record(&self) -> &KeyRecord {
         self.entry.record()
+    }
+
+    /// The key's entry in the table (its record, limits and usage).
+    pub fn entry(&self) -> &Arc<KeyEntry> {
+        &self.entry
     }
 
     /// The key's limits after this request.
@@ -196,8 +201,8 @@ impl Denied {
     }
 
     /// The record of the presented key, when it was found.
-    pub fn record(&self) -> Option<&Arc<KeyRecord>> {
-        self.entry.as_ref().map(|entry| entry.record())
+    pub fn record(&self) -> Option<&KeyRecord> {
+        self.entry.as_deref().map(KeyEntry::record)
     }
 
     /// The error to answer with (its message names the key by its hint).

@@ -41,7 +41,7 @@ impl World {
             "acct_1",
             self.now() - TimeDelta::days(1),
         );
-        self.gate.table().put(Arc::new(edit(record)));
+        self.gate.table().put(edit(record));
         key
     }
 
@@ -208,15 +208,14 @@ fn a_revoked_key_is_403_even_when_its_limits_are_spent_and_spends_nothing() {
     let id = key.id();
     let mut record = KeyRecord::clone(world.gate.table().find_by_id(&id).unwrap().record());
     record.revoked_at = Some(world.now());
-    world.gate.table().put(Arc::new(record));
+    world.gate.table().put(record);
     let (verdict, _) = world.check_key(&key, Scope::Chat);
     assert_eq!(envelope(&verdict).1["code"], "api_key_revoked");
     // Refused before the limits: the day count did not move.
-    let day = world
-        .gate
-        .backend()
+    let entry = world.gate.table().find_by_id(&id).unwrap();
+    let day = entry
         .limiter()
-        .peek(&id, Limits::new(2, 10).unwrap())
+        .peek(Limits::new(2, 10).unwrap(), &world.clock)
         .day;
     assert_eq!(day.remaining, 8);
 }
@@ -375,7 +374,7 @@ fn denials_are_counted_by_reason() {
     let entry = world.gate.table().find_by_id(&key.id()).unwrap();
     let mut expired = KeyRecord::clone(entry.record());
     expired.expires_at = Some(now);
-    world.gate.table().put(Arc::new(expired));
+    world.gate.table().put(expired);
     let _ = world.check_key(&key, Scope::Chat);
     let entry = world.gate.table().find_by_id(&key.id()).unwrap();
     let usage = entry.usage().usage(Timestamp::from(now));

@@ -7,6 +7,7 @@ mod clock;
 mod decision;
 mod error;
 mod headers;
+mod key_limiter;
 mod limits;
 mod memory;
 mod policy;
@@ -20,6 +21,7 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use decision::{Decision, Denial, DeniedBy, PolicySnapshot, Snapshot};
 pub use error::Error;
 pub use headers::{GoDuration, RateLimitHeaders};
+pub use key_limiter::KeyLimiter;
 pub use limits::Limits;
 pub use memory::{DefaultMemoryLimiter, MemoryLimiter};
 #[cfg(feature = "redis")]

@@ -287,12 +287,7 @@ where
         let recorded = map.step_backs.get(key).copied();
         let outcome = state.apply(limits, now, recorded);
         cell.store(state.word(), Ordering::Release);
-        let step_back = outcome.behind_since().map(|since| StepBack {
-            since,
-            // A refusal while behind leaves the state as it was.
-            tat: state.tat(now),
-        });
-        match step_back {
+        match outcome.step_back_of(state, now) {
             Some(step_back) if recorded != Some(step_back) => {
                 map.step_backs.insert(key.to_owned(), step_back);
             }

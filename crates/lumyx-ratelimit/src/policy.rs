@@ -195,6 +195,17 @@ impl Outcome {
         self.now
     }
 
+    /// The record of a step back the key keeps after this outcome, `state`
+    /// being the key's state after it (a refusal while behind leaves it as
+    /// it was): the step back's start and the state's arrival time; none
+    /// when the clock is not behind.
+    pub(crate) fn step_back_of(&self, state: PackedState, now: u64) -> Option<StepBack> {
+        self.behind_since().map(|since| StepBack {
+            since,
+            tat: state.tat(now),
+        })
+    }
+
     /// The start of the step back the key must record, when the clock is
     /// behind it.
     #[inline]
@@ -493,6 +504,12 @@ impl PackedState {
                 Err(actual) => current = actual,
             }
         }
+    }
+
+    /// The stored form a shared cell holds as `word`.
+    #[inline]
+    pub(crate) fn from_word(word: u64) -> Self {
+        Self(word)
     }
 
     /// The word stored in a shared cell.

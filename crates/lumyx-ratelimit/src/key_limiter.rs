@@ -1,0 +1,126 @@
+//! The limits of one key, for callers that keep each key's data themselves:
+//! the same decision as [`MemoryLimiter`](crate::MemoryLimiter), without its
+//! map, so a caller that has already found the key (in its own table) pays
+//! no second lookup.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use crate::policy::{PackedState, StepBack};
+use crate::{Clock, Decision, Limits, Snapshot};
+
+/// Both policies of one key, in one atomic word, decided exactly as
+/// [`MemoryLimiter`](crate::MemoryLimiter) decides (the same arithmetic, the
+/// same guards against a clock that runs back).
+///
+/// A decision is a compare-and-swap of the word; the mutex beside it is
+/// taken only while the clock is more than a minute behind the key's state
+/// (a step back), to keep the key's record of it.
+///
+/// ```
+/// use std::time::Duration;
+/// use lumyx_ratelimit::{KeyLimiter, Limits, ManualClock};
+///
+/// let clock = ManualClock::at("2026-11-27T12:00:00Z".parse()?);
+/// let key = KeyLimiter::default();
+/// let limits = Limits::new(2, 100)?;
+/// assert!(key.check(limits, &clock).is_admitted());
+/// assert!(key.check(limits, &clock).is_admitted());
+/// assert_eq!(key.check(limits, &clock).retry_after(), Some(Duration::from_secs(30)));
+/// assert_eq!(key.peek(limits, &clock).day.remaining, 98);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Default)]
+pub struct KeyLimiter {
+    state: AtomicU64,
+    step_back: Mutex<Option<StepBack>>,
+}
+
+impl KeyLimiter {
+    /// Decides one request under `limits` at the time `clock` reads,
+    /// consuming from both policies iff both admit it.
+    #[inline]
+    pub fn check<C: Clock + ?Sized>(&self, limits: Limits, clock: &C) -> Decision {
+        let read_before = clock.now().unix_micros();
+        let outcome = PackedState::apply_shared(&self.state, limits, clock, read_before);
+        if outcome.behind_since().is_none() {
+            return outcome.decision(limits);
+        }
+        self.check_behind(limits, clock)
+    }
+
+    /// [`KeyLimiter::check`] while the clock is behind the state: with the
+    /// key's record of the step back, under its lock.
+    #[cold]
+    fn check_behind<C: Clock + ?Sized>(&self, limits: Limits, clock: &C) -> Decision {
+        let mut recorded = self
+            .step_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = clock.now().unix_micros();
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            let mut state = PackedState::from_word(current);
+            let outcome = state.apply(limits, now, *recorded);
+            let written = !outcome.changed
+                || self
+                    .state
+                    .compare_exchange(current, state.word(), Ordering::AcqRel, Ordering::Acquire)
+                    .map_err(|actual| current = actual)
+                    .is_ok();
+            if written {
+                *recorded = outcome.step_back_of(state, now);
+                return outcome.decision(limits);
+            }
+        }
+    }
+
+    /// The state under `limits` at the time `clock` reads, consuming nothing.
+    pub fn peek<C: Clock + ?Sized>(&self, limits: Limits, clock: &C) -> Snapshot {
+        let recorded = *self
+            .step_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = clock.now().unix_micros();
+        PackedState::from_word(self.state.load(Ordering::Acquire)).peek(limits, now, recorded)
+    }
+}
+
+impl fmt::Debug for KeyLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyLimiter").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{ManualClock, MemoryLimiter};
+
+    #[test]
+    fn decides_as_the_memory_limiter_does() {
+        let clock = ManualClock::at("2026-11-27T23:58:30Z".parse().unwrap());
+        let limiter = MemoryLimiter::<u8, _>::with_clock(clock.clone()).with_daily_sweeps(false);
+        let key = KeyLimiter::default();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..5000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let limits =
+                Limits::new(1 + (seed >> 8) as u32 % 12, 1 + (seed >> 20) as u32 % 40).unwrap();
+            if seed.is_multiple_of(4) {
+                clock.advance(Duration::from_micros((seed >> 32) % 9_000_000));
+            } else if seed % 16 == 1 || seed % 16 == 5 {
+                let back = (seed >> 32) % 4_000_000_000;
+                let now = crate::Clock::now(&clock).unix_micros().saturating_sub(back);
+                clock.set(crate::Timestamp::from_unix_micros(now).to_utc());
+            }
+            assert_eq!(key.check(limits, &clock), limiter.check(&0, limits));
+            assert_eq!(key.peek(limits, &clock), limiter.peek(&0, limits));
+        }
+    }
+}
