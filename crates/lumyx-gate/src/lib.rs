@@ -6,6 +6,8 @@ mod authorization;
 mod backend;
 mod gate;
 mod keys;
+#[cfg(feature = "tower")]
+mod layer;
 mod table;
 mod verdict;
 pub mod wire;
@@ -17,5 +19,8 @@ pub use backend::RedisBackend;
 pub use backend::{Backend, MemoryBackend, SyncBackend};
 pub use gate::{Gate, LOG_TARGET};
 pub use keys::Keys;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use layer::{Authenticated, GateLayer, GateService, ResponseFuture};
 pub use table::{KeyEntry, KeyTable};
 pub use verdict::{Admitted, Denied, KEY_EXPIRES_AT, Refusal, Verdict};

@@ -1,0 +1,73 @@
+//! The gate as tower middleware: [`GateLayer`] wraps a service (an axum
+//! route, a router, any `tower::Service` over `http` requests) in a
+//! [`GateService`], which checks every request with one [`Gate`] for one
+//! scope before the inner service sees it.
+//!
+//! Split as tower-http splits its middleware: the layer (`layer.rs`), the
+//! service (`service.rs`) and its response future (`future.rs`).
+
+use std::fmt;
+use std::sync::Arc;
+
+use lumyx_keys::KeyRecord;
+use lumyx_ratelimit::Snapshot;
+
+use crate::Admitted;
+#[cfg(doc)]
+use crate::Gate;
+
+mod future;
+// tower-http's `limit/layer.rs` is this module's `layer/layer.rs`.
+#[allow(clippy::module_inception)]
+mod layer;
+mod service;
+
+pub use future::ResponseFuture;
+pub use layer::GateLayer;
+pub use service::GateService;
+
+/// Who an admitted request came from: the record of its key and the key's
+/// limits after this request.
+///
+/// [`GateService`] inserts one into the extensions of every request it
+/// admits, so a handler reads it with axum's
+/// `Extension<Authenticated>` (or `request.extensions().get::<Authenticated>()`).
+/// Its `Debug` shows the key's id and hint, never the key or its digest.
+#[derive(Clone)]
+pub struct Authenticated {
+    record: Arc<KeyRecord>,
+    snapshot: Snapshot,
+}
+
+impl Authenticated {
+    /// The record of the key the request presented.
+    pub fn record(&self) -> &Arc<KeyRecord> {
+        &self.record
+    }
+
+    /// The key's limits after this request (what the response's
+    /// rate-limit headers say).
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
+
+impl From<&Admitted> for Authenticated {
+    fn from(admitted: &Admitted) -> Authenticated {
+        Authenticated {
+            record: Arc::clone(admitted.record()),
+            snapshot: *admitted.snapshot(),
+        }
+    }
+}
+
+impl fmt::Debug for Authenticated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticated")
+            .field("id", &self.record.id)
+            .field("hint", &self.record.hint)
+            .field("owner", &self.record.owner)
+            .field("snapshot", &self.snapshot)
+            .finish_non_exhaustive()
+    }
+}
