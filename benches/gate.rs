@@ -105,16 +105,19 @@ fn admitted(c: &mut Criterion) {
                 black_box(verdict)
             })
         });
-        group.bench_function(format!("check and render headers, {keys} keys in turn"), |b| {
-            b.iter(|| {
-                i += 1;
-                clock.advance(STEP);
-                let verdict = gate.check_now(Some(&headers[i % keys]), Scope::Chat);
-                let mut map = HeaderMap::new();
-                verdict.write_headers(&mut map);
-                black_box(map)
-            })
-        });
+        group.bench_function(
+            format!("check and render headers, {keys} keys in turn"),
+            |b| {
+                b.iter(|| {
+                    i += 1;
+                    clock.advance(STEP);
+                    let verdict = gate.check_now(Some(&headers[i % keys]), Scope::Chat);
+                    let mut map = HeaderMap::new();
+                    verdict.write_headers(&mut map);
+                    black_box(map)
+                })
+            },
+        );
     }
     group.finish();
 

@@ -19,7 +19,7 @@ use axum::{Extension, Json, Router};
 use chrono::{DateTime, TimeDelta, Utc};
 use lumyx_gate::{Authenticated, Backend, Gate, GateLayer, KeyEntry, KeyTable, MemoryBackend};
 use lumyx_keys::{ApiKey, KeyRecord, Limits, Scope, Scopes};
-use lumyx_ratelimit::{Clock, Counted, Decision, ManualClock, Snapshot, Usage};
+use lumyx_ratelimit::{Clock, Counted, Decision, ManualClock, Snapshot, Timestamp, Usage};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -300,7 +300,7 @@ impl<B: Backend> World<B> {
             "acct_1",
             self.now() - TimeDelta::days(1),
         );
-        self.gate.table().put(Arc::new(edit(record)));
+        self.gate.table().put(edit(record));
         key
     }
 
@@ -610,18 +610,23 @@ impl Awaiting {
 }
 
 impl Backend for Awaiting {
-    async fn decide(&self, entry: &KeyEntry) -> Result<Decision, lumyx_ratelimit::Error> {
+    async fn decide(
+        &self,
+        entry: &KeyEntry,
+        now: Timestamp,
+    ) -> Result<Decision, lumyx_ratelimit::Error> {
         self.round_trip().await?;
-        self.memory.decide(entry).await
+        self.memory.decide(entry, now).await
     }
 
     async fn refuse(
         &self,
         entry: &KeyEntry,
         what: Counted,
+        now: Timestamp,
     ) -> Result<Snapshot, lumyx_ratelimit::Error> {
         self.round_trip().await?;
-        self.memory.refuse(entry, what).await
+        self.memory.refuse(entry, what, now).await
     }
 
     async fn peek(&self, entry: &KeyEntry) -> Result<Snapshot, lumyx_ratelimit::Error> {
@@ -629,9 +634,13 @@ impl Backend for Awaiting {
         self.memory.peek(entry).await
     }
 
-    async fn usage(&self, entry: &KeyEntry) -> Result<Usage, lumyx_ratelimit::Error> {
+    async fn usage(
+        &self,
+        entry: &KeyEntry,
+        now: Timestamp,
+    ) -> Result<Usage, lumyx_ratelimit::Error> {
         self.round_trip().await?;
-        self.memory.usage(entry).await
+        self.memory.usage(entry, now).await
     }
 }
 

@@ -79,7 +79,7 @@ use crate::Gate;
 /// let key = ApiKey::generate()?;
 /// let record = KeyRecord::new(key.as_key_ref(), "laptop", "acct_42", Utc::now())
 ///     .with_scopes(Scopes::NONE.with(Scope::Models));
-/// table.put(Arc::new(record));
+/// table.put(record);
 /// let bearer = format!("Bearer {}", key.expose_secret());
 ///
 /// // The router as a tower service, as a server drives it.

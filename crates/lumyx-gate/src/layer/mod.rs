@@ -12,9 +12,9 @@ use std::sync::Arc;
 use lumyx_keys::KeyRecord;
 use lumyx_ratelimit::Snapshot;
 
-use crate::Admitted;
 #[cfg(doc)]
 use crate::Gate;
+use crate::{Admitted, KeyEntry};
 
 mod future;
 // tower-http's `limit/layer.rs` is this module's `layer/layer.rs`.
@@ -35,14 +35,20 @@ pub use service::GateService;
 /// Its `Debug` shows the key's id and hint, never the key or its digest.
 #[derive(Clone)]
 pub struct Authenticated {
-    record: Arc<KeyRecord>,
+    entry: Arc<KeyEntry>,
     snapshot: Snapshot,
 }
 
 impl Authenticated {
     /// The record of the key the request presented.
-    pub fn record(&self) -> &Arc<KeyRecord> {
-        &self.record
+    pub fn record(&self) -> &KeyRecord {
+        self.entry.record()
+    }
+
+    /// The key's entry in the gate's table (its record, and its limits and
+    /// usage in memory).
+    pub fn entry(&self) -> &Arc<KeyEntry> {
+        &self.entry
     }
 
     /// The key's limits after this request (what the response's
@@ -55,7 +61,7 @@ impl Authenticated {
 impl From<&Admitted> for Authenticated {
     fn from(admitted: &Admitted) -> Authenticated {
         Authenticated {
-            record: Arc::clone(admitted.record()),
+            entry: Arc::clone(admitted.entry()),
             snapshot: *admitted.snapshot(),
         }
     }
@@ -64,9 +70,9 @@ impl From<&Admitted> for Authenticated {
 impl fmt::Debug for Authenticated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticated")
-            .field("id", &self.record.id)
-            .field("hint", &self.record.hint)
-            .field("owner", &self.record.owner)
+            .field("id", &self.record().id)
+            .field("hint", &self.record().hint)
+            .field("owner", &self.record().owner)
             .field("snapshot", &self.snapshot)
             .finish_non_exhaustive()
     }
