@@ -53,7 +53,7 @@ impl fmt::Display for GoDuration {
 
 /// Whole seconds, rounded up.
 pub(crate) fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 /// Whole milliseconds, rounded up.
@@ -297,18 +297,19 @@ impl fmt::Display for RateLimitHeaders {
 /// bytes).
 const MAX_VALUE_LEN: usize = 64;
 
-/// A header value formatted into a buffer on the stack.
+/// A header value formatted into a buffer on the stack (on the heap only for
+/// a value longer than any snapshot of real limits gives).
 fn value(args: fmt::Arguments<'_>) -> HeaderValue {
     let mut buffer = StackBuffer {
         bytes: [0; MAX_VALUE_LEN],
         len: 0,
     };
-    // The values formatted here are short ASCII: neither can fail.
-    buffer
-        .write_fmt(args)
-        .expect("a rate-limit header value fits in 64 bytes");
-    HeaderValue::from_bytes(&buffer.bytes[..buffer.len])
-        .expect("a rate-limit header value is visible ASCII")
+    let bytes = match buffer.write_fmt(args) {
+        Ok(()) => HeaderValue::from_bytes(&buffer.bytes[..buffer.len]),
+        Err(_) => HeaderValue::from_bytes(args.to_string().as_bytes()),
+    };
+    // Digits, letters and punctuation only: always a valid value.
+    bytes.expect("a rate-limit header value is visible ASCII")
 }
 
 struct StackBuffer {
@@ -361,6 +362,34 @@ mod tests {
         assert_eq!(go(Duration::from_millis(59_001)), "1m0s");
         assert_eq!(go(Duration::from_secs(3600)), "1h0m0s");
         assert_eq!(go(Duration::from_secs(86_400)), "24h0m0s");
+    }
+
+    #[test]
+    fn hand_made_snapshots_beyond_real_limits_still_render() {
+        let huge = crate::PolicySnapshot {
+            limit: u32::MAX,
+            remaining: u32::MAX,
+            reset: Duration::MAX,
+            next_quota_in: Duration::MAX,
+        };
+        let decision = Decision::Denied(crate::Denial {
+            denied_by: DeniedBy::Both,
+            retry_after: Duration::MAX,
+            snapshot: Snapshot {
+                minute: huge,
+                day: huge,
+            },
+        });
+        let headers = decision.headers().to_header_map();
+        assert_eq!(headers[RateLimitHeaders::RETRY_AFTER], u64::MAX.to_string());
+        assert_eq!(
+            headers[RateLimitHeaders::RATELIMIT],
+            format!(
+                "\"minute\";r={0};t={1}, \"day\";r={0};t={1}",
+                u32::MAX,
+                u64::MAX
+            )
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! no second lookup.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::policy::{PackedState, StepBack};
@@ -35,6 +35,8 @@ use crate::{Clock, Decision, Limits, Snapshot};
 pub struct KeyLimiter {
     state: AtomicU64,
     step_back: Mutex<Option<StepBack>>,
+    /// Whether `step_back` holds a record, read without its lock.
+    recorded: AtomicBool,
 }
 
 impl KeyLimiter {
@@ -45,9 +47,25 @@ impl KeyLimiter {
         let read_before = clock.now().unix_micros();
         let outcome = PackedState::apply_shared(&self.state, limits, clock, read_before);
         if outcome.behind_since().is_none() {
+            if self.recorded.load(Ordering::Relaxed) {
+                // The clock is back: the record of the step back no longer
+                // stands.
+                self.record(None);
+            }
             return outcome.decision(limits);
         }
         self.check_behind(limits, clock)
+    }
+
+    /// Keeps `record` as the key's record of a step back.
+    #[cold]
+    fn record(&self, record: Option<StepBack>) {
+        let mut recorded = self
+            .step_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *recorded = record;
+        self.recorded.store(record.is_some(), Ordering::Relaxed);
     }
 
     /// [`KeyLimiter::check`] while the clock is behind the state: with the
@@ -71,6 +89,7 @@ impl KeyLimiter {
                     .is_ok();
             if written {
                 *recorded = outcome.step_back_of(state, now);
+                self.recorded.store(recorded.is_some(), Ordering::Relaxed);
                 return outcome.decision(limits);
             }
         }

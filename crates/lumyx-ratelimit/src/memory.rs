@@ -246,12 +246,23 @@ where
         // Read before the lock, so the read overlaps the lookup; see
         // `apply_shared` for when it is read again.
         let read_before = self.clock.now().unix_micros();
-        let known = read(shard)
-            .entries
-            .get(key)
-            .map(|cell| PackedState::apply_shared(cell, limits, &self.clock, read_before));
+        let map = read(shard);
+        let known = map.entries.get(key).map(|cell| {
+            let outcome = PackedState::apply_shared(cell, limits, &self.clock, read_before);
+            let recorded = !map.step_backs.is_empty() && map.step_backs.contains_key(key);
+            (outcome, recorded)
+        });
+        drop(map);
         let outcome = match known {
-            Some(outcome) if outcome.behind_since().is_none() => outcome,
+            Some((outcome, recorded)) if outcome.behind_since().is_none() => {
+                if recorded {
+                    // The clock is back: the record of the step back no
+                    // longer stands (kept, it would later count the time the
+                    // clock spent ahead again as time spent behind).
+                    write(shard).step_backs.remove(key);
+                }
+                outcome
+            }
             // New, or ahead of the clock by more than a minute: decided
             // under the write lock, with the key's record of the step back.
             _ => self.check_exclusive(shard, key, limits),

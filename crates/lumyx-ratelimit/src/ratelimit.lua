@@ -113,6 +113,9 @@ if debt > 60000000 then
   tat = since + capacity
   debt = 0
   changed = true
+elseif consume and state[4] then
+  -- The clock is back: the record of the step back no longer stands.
+  redis.call('HDEL', KEYS[1], 'b', 'bt')
 end
 
 local code = 0

@@ -1,12 +1,12 @@
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use lumyx_redis::{FailureClass, RedisConnector, RedisFailure, RedisUrl, retry_if_refused};
 use redis::aio::ConnectionManager;
-use redis::{RedisError, Script};
+use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 
 use crate::policy;
 use crate::{
@@ -115,6 +115,7 @@ impl RedisLimiterBuilder {
             down_until: AtomicU64::new(0),
             last_failure: Mutex::new(None),
             redis_clock: RedisClock::default(),
+            script_loaded: AtomicBool::new(false),
         })
     }
 }
@@ -142,12 +143,18 @@ impl RedisLimiterBuilder {
 ///   `WRONGTYPE`; a script error) fails that decision alone with
 ///   [`Error::Failed`] (a server answers 503), logged at `error`; other keys
 ///   are decided in Redis as usual.
-/// * A decision that timed out never takes effect later: each call carries
-///   a deadline in Redis's clock (estimated from the `TIME` of earlier
-///   replies plus the local monotonic time since, so the hosts' clock skew
-///   does not matter; the first call of a limiter asks Redis for its `TIME`
-///   once), and the script changes nothing when it runs past it. A request
-///   decided by the outage policy is therefore never charged in Redis too.
+/// * A decision that timed out is not made later: each call carries a
+///   deadline in Redis's clock (estimated from the `TIME` of earlier replies
+///   plus the local monotonic time since, so the hosts' clock skew does not
+///   matter), and the script changes nothing when it runs past it, so a call
+///   Redis held (paused, busy, slow to read it) does not also count a
+///   request the outage policy decided. A call that ran in time but whose
+///   reply came too late has counted in Redis, and the outage policy decides
+///   the request too. A limiter's first call, before any reply told Redis's
+///   clock, carries no deadline.
+/// * One round trip per decision, the first included: the script is sent by
+///   its hash (`EVALSHA`) once Redis has it, and by its text (`EVAL`) on the
+///   first call and after Redis lost it, which loads it in the same trip.
 /// * A failed call is re-sent only when the connection was refused (so
 ///   nothing was sent). Any other failure is not: when a connection drops,
 ///   Redis may have run the script before its reply was lost, and re-sending
@@ -192,6 +199,8 @@ pub struct RedisLimiter {
     last_failure: Mutex<Option<RedisFailure>>,
     /// Redis's clock as estimated here, for the deadlines of calls.
     redis_clock: RedisClock,
+    /// Whether Redis is known to have the decision script (`EVALSHA` works).
+    script_loaded: AtomicBool,
 }
 
 /// Redis's clock as seen from this process: its `TIME` at some reply, minus
@@ -206,12 +215,26 @@ struct RedisClock {
     offset: AtomicU64,
 }
 
+/// How far back a reply may put Redis's clock before the estimate follows
+/// it: further back than any reply's delay, so it is Redis's clock that
+/// moved (NTP, or a failover to a host whose clock is behind).
+const CLOCK_STEP_BACK_MICROS: u64 = 1_000_000;
+
 impl RedisClock {
+    /// Takes in the `TIME` of a reply read at local time `local_elapsed`.
+    /// Each reply gives a lower bound of Redis's clock (Redis read it before
+    /// the reply left); the estimate keeps the highest, the tightest, so a
+    /// reply that was read late (the runtime was busy) does not make timely
+    /// calls look late. Only a reply that puts the clock more than
+    /// [`CLOCK_STEP_BACK_MICROS`] back moves the estimate back.
     fn observe(&self, redis_time: u64, local_elapsed: u64) {
-        self.offset.store(
-            redis_time.wrapping_sub(local_elapsed).max(1),
-            Ordering::Relaxed,
-        );
+        let offset = redis_time.wrapping_sub(local_elapsed).max(1);
+        let _ = self
+            .offset
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| {
+                let moved_back = current.saturating_sub(offset) > CLOCK_STEP_BACK_MICROS;
+                (current == 0 || offset > current || moved_back).then_some(offset)
+            });
     }
 
     /// Redis's time at local time `local_elapsed`, if known.
@@ -221,6 +244,27 @@ impl RedisClock {
             offset => Some(local_elapsed.wrapping_add(offset)),
         }
     }
+}
+
+/// `EVAL` or `EVALSHA` (`script` being the text or the hash) of the decision
+/// script with `keys` and its arguments.
+fn script_command(
+    command: &str,
+    script: &str,
+    keys: &[String],
+    args: &(u32, u32, u8, u64, String, &str),
+) -> redis::Cmd {
+    let mut cmd = redis::cmd(command);
+    cmd.arg(script)
+        .arg(keys.len())
+        .arg(keys)
+        .arg(args.0)
+        .arg(args.1)
+        .arg(args.2)
+        .arg(args.3)
+        .arg(&args.4)
+        .arg(args.5);
+    cmd
 }
 
 /// What a call counts in the key's usage.
@@ -504,45 +548,60 @@ impl RedisLimiter {
         tally: Tally,
         started: u64,
     ) -> Result<Reply, RedisError> {
-        let redis_key = self.redis_key(key);
-        let usage_key = self.usage_key(key);
-        retry_if_refused(|| async {
+        let mut keys = vec![self.redis_key(key)];
+        let tally = match tally {
+            Tally::Nothing => "",
+            Tally::Decision => "decision",
+            Tally::Refusal(what) => what.code(),
+        };
+        if !tally.is_empty() {
+            keys.push(self.usage_key(key));
+        }
+        // No deadline until a reply has told Redis's clock: only a limiter's
+        // first call (or the first after its start) goes without one.
+        let deadline = self.redis_clock.estimate(started).map_or(0, |started| {
+            started.saturating_add(duration_micros(self.timeout))
+        });
+        let manual_now = self
+            .clock
+            .as_ref()
+            .map(|clock| clock.now().unix_micros().to_string())
+            .unwrap_or_default();
+        let args = (
+            limits.rate_limit_per_minute(),
+            limits.daily_limit(),
+            u8::from(consume),
+            deadline,
+            manual_now,
+            tally,
+        );
+        let reply: (i64, i64, i64, i64, i64, i64) = retry_if_refused(|| async {
             let mut connection = self.manager.clone();
-            let started_in_redis = match self.redis_clock.estimate(started) {
-                Some(time) => time,
-                None => {
-                    let (secs, micros): (u64, u64) =
-                        redis::cmd("TIME").query_async(&mut connection).await?;
-                    let redis_time = secs * 1_000_000 + micros;
-                    let elapsed = self.elapsed_micros();
-                    self.redis_clock.observe(redis_time, elapsed);
-                    // The call started `elapsed - started` µs before this reply.
-                    redis_time.saturating_sub(elapsed.saturating_sub(started))
+            // The script by its hash once Redis has it; its text on the
+            // first call and after Redis lost it (a restart), which loads it
+            // in the same round trip.
+            if self.script_loaded.load(Ordering::Relaxed) {
+                let by_hash = script_command("EVALSHA", self.script.get_hash(), &keys, &args)
+                    .query_async(&mut connection)
+                    .await;
+                match by_hash {
+                    Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                        self.script_loaded.store(false, Ordering::Relaxed);
+                    }
+                    other => return other,
                 }
-            };
-            let deadline = started_in_redis.saturating_add(duration_micros(self.timeout));
-            let mut invocation = self.script.key(&redis_key);
-            invocation
-                .arg(limits.rate_limit_per_minute())
-                .arg(limits.daily_limit())
-                .arg(u8::from(consume))
-                .arg(deadline);
-            match &self.clock {
-                Some(clock) => invocation.arg(clock.now().unix_micros()),
-                None => invocation.arg(""),
-            };
-            match tally {
-                Tally::Nothing => invocation.arg(""),
-                Tally::Decision => invocation.key(&usage_key).arg("decision"),
-                Tally::Refusal(what) => invocation.key(&usage_key).arg(what.code()),
-            };
-            let (code, debt, count, now, redis_time, since): (i64, i64, i64, i64, i64, i64) =
-                invocation.invoke_async(&mut connection).await?;
-            Ok(parse_reply(
-                limits, code, debt, count, now, redis_time, since,
-            ))
+            }
+            let reply = script_command("EVAL", SCRIPT, &keys, &args)
+                .query_async(&mut connection)
+                .await?;
+            self.script_loaded.store(true, Ordering::Relaxed);
+            Ok(reply)
         })
-        .await
+        .await?;
+        let (code, debt, count, now, redis_time, since) = reply;
+        Ok(parse_reply(
+            limits, code, debt, count, now, redis_time, since,
+        ))
     }
 
     /// After a failed call: an outage (unreachable, or Redis cannot serve
@@ -556,6 +615,10 @@ impl RedisLimiter {
         failure: RedisFailure,
     ) -> Result<Decision, Error> {
         if failure.class() == FailureClass::Data {
+            // Redis answered: it is up, for every other key.
+            if self.down_until.swap(0, Ordering::Relaxed) != 0 {
+                tracing::info!(redis = %self.url, "Redis serves again; rate limits are shared again");
+            }
             tracing::error!(
                 redis = %self.url,
                 redis_key = %self.redis_key(key),

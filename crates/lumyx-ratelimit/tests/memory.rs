@@ -342,6 +342,30 @@ fn late_clock_reads_never_admit_beyond_the_bucket() {
 }
 
 #[test]
+fn a_step_back_record_does_not_outlive_the_clock_coming_back() {
+    // Back, forward, back again: the first step back's record must not make
+    // the third check find a bucket refilled with no time passed.
+    let clock = at("2026-11-27T12:00:00Z");
+    let limiter = MemoryLimiter::<String, _>::with_clock(clock.clone());
+    let limits = limits(60, 1000);
+    for _ in 0..60 {
+        assert!(limiter.check("k", limits).is_admitted());
+    }
+    for at in [
+        "2026-11-27T11:58:20Z",
+        "2026-11-27T12:00:00Z",
+        "2026-11-27T11:59:20Z",
+    ] {
+        clock.set(at.parse().unwrap());
+        assert!(!limiter.check("k", limits).is_admitted(), "{at}");
+    }
+    let admitted = (0..60)
+        .filter(|_| limiter.check("k", limits).is_admitted())
+        .count();
+    assert_eq!(admitted, 0);
+}
+
+#[test]
 fn a_real_clock_step_back_costs_at_most_one_full_bucket() {
     let clock = at("2026-11-27T12:00:00Z");
     let limiter = MemoryLimiter::<String, _>::with_clock(clock.clone());
@@ -486,7 +510,8 @@ const MICROS_PER_DAY: u64 = 86_400_000_000;
 /// * a level above a minute, more than any bucket holds, means the clock is
 ///   behind the key: refused, with nothing given back, until the clock has
 ///   run a full bucket since it was first seen so (a record kept while the
-///   bucket is unchanged); then the bucket is empty from that moment on.
+///   bucket is unchanged and the clock stays behind: a check that finds it
+///   back drops the record); then the bucket is empty from that moment on.
 /// * a count per UTC day, and the latest day the key was admitted on: a time
 ///   before that day's start is taken as that day's start (the day never goes
 ///   backwards).
@@ -546,6 +571,10 @@ impl Model {
         let to_midnight = (day + 1) * MICROS_PER_DAY - now;
         let day_ok = count < daily;
         let mut raw_level = self.level(key, now);
+        if raw_level <= MICROS_PER_MINUTE {
+            // The clock is back: a record of a step back no longer stands.
+            self.behind.remove(&key);
+        }
 
         if raw_level > MICROS_PER_MINUTE {
             let bucket = self.buckets.get(&key).copied();

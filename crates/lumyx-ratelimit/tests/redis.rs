@@ -161,6 +161,34 @@ async fn a_clock_step_back_gives_nothing_back_and_costs_at_most_one_bucket() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_back_record_does_not_outlive_the_clock_coming_back() {
+    let _ports = PORTS.read().await;
+    let Some(server) = RedisServer::start_or_skip("redis stale step back") else {
+        return;
+    };
+    let clock = at("2026-11-27T12:00:00Z");
+    let limiter = with_clock(&server, &clock).await;
+    let limits = limits(60, 1000);
+    for _ in 0..60 {
+        assert!(limiter.check("k", limits).await.unwrap().is_admitted());
+    }
+    for at in [
+        "2026-11-27T11:58:20Z",
+        "2026-11-27T12:00:00Z",
+        "2026-11-27T11:59:20Z",
+    ] {
+        clock.set(at.parse().unwrap());
+        assert!(
+            !limiter.check("k", limits).await.unwrap().is_admitted(),
+            "{at}"
+        );
+    }
+    for _ in 0..60 {
+        assert!(!limiter.check("k", limits).await.unwrap().is_admitted());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_back_across_midnight_never_goes_back_a_day() {
     let _ports = PORTS.read().await;
     let Some(server) = RedisServer::start_or_skip("redis step back midnight") else {

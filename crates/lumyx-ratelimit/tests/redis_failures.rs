@@ -258,3 +258,79 @@ async fn a_decision_that_timed_out_never_counts_later() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_probe_that_meets_one_keys_bad_data_finds_redis_up() {
+    let Some(server) = RedisServer::start_or_skip("redis probe meets WRONGTYPE") else {
+        return;
+    };
+    let limiter = limiter(server.url(), OutagePolicy::Closed).await;
+    let limits = Limits::new(60, 1000).unwrap();
+    let mut raw = raw(&server).await;
+    let _: () = raw.set("lumyx:rl:{bad}", "not a hash").await.unwrap();
+    assert!(limiter.check("good", limits).await.unwrap().is_admitted());
+    // An outage, then Redis is back; the next probe happens to be the bad key's.
+    run(
+        &mut raw,
+        &["CONFIG", "SET", "maxmemory-policy", "noeviction"],
+    )
+    .await;
+    run(&mut raw, &["CONFIG", "SET", "maxmemory", "1"]).await;
+    assert!(limiter.check("good", limits).await.is_err());
+    assert!(limiter.is_degraded());
+    run(&mut raw, &["CONFIG", "SET", "maxmemory", "0"]).await;
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let err = limiter.check("bad", limits).await.unwrap_err();
+    assert!(matches!(err, Error::Failed { .. }), "{err:?}");
+    // Redis answered: it is up for the other keys.
+    assert!(!limiter.is_degraded());
+    let decision = limiter.check("good", limits).await.unwrap();
+    assert_eq!(decision.snapshot().day.remaining, 998);
+}
+
+#[tokio::test]
+async fn the_first_decision_is_one_round_trip() {
+    let Some(server) = RedisServer::start_or_skip("redis first call") else {
+        return;
+    };
+    let limiter = limiter(server.url(), OutagePolicy::Closed).await;
+    assert!(
+        limiter
+            .check("k", Limits::default())
+            .await
+            .unwrap()
+            .is_admitted()
+    );
+    let mut raw = raw(&server).await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let calls = |name: &str| {
+        info.lines()
+            .find_map(|line| line.strip_prefix(&format!("cmdstat_{name}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse::<u64>().unwrap())
+    };
+    // One EVAL, which loads the script; no EVALSHA, SCRIPT LOAD, or TIME
+    // before it (the TIME counted is the script's own).
+    assert_eq!(
+        (
+            calls("eval"),
+            calls("evalsha"),
+            calls("script|load"),
+            calls("time")
+        ),
+        (1, 0, 0, 1),
+        "{info}"
+    );
+    // And the next ones go by the script's hash.
+    assert!(
+        limiter
+            .check("k", Limits::default())
+            .await
+            .unwrap()
+            .is_admitted()
+    );
+}
