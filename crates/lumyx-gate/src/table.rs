@@ -13,8 +13,9 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
+use http::HeaderValue;
 use lumyx_keys::{KeyDigest, KeyId, KeyIdHashBuilder, KeyRecord};
-use lumyx_ratelimit::{KeyLimiter, Timestamp, UsageCounter};
+use lumyx_ratelimit::{KeyLimiter, RateLimitHeaders, Timestamp, UsageCounter};
 
 /// Shards of the table; a power of two.
 const SHARDS: usize = 16;
@@ -30,6 +31,8 @@ pub struct KeyEntry {
     record: KeyRecord,
     expires_at: u64,
     revoked_at: u64,
+    /// The value of `ratelimit-policy`, which changes only with the limits.
+    policy: HeaderValue,
     state: Arc<KeyState>,
 }
 
@@ -45,6 +48,10 @@ impl KeyEntry {
         KeyEntry {
             expires_at: micros_or_never(record.expires_at),
             revoked_at: micros_or_never(record.revoked_at),
+            policy: RateLimitHeaders::policy_value(
+                record.limits.rate_limit_per_minute(),
+                record.limits.daily_limit(),
+            ),
             record,
             state,
         }
@@ -53,6 +60,11 @@ impl KeyEntry {
     /// The key's record.
     pub fn record(&self) -> &KeyRecord {
         &self.record
+    }
+
+    /// The value of the `ratelimit-policy` header of the key's limits.
+    pub fn policy_header(&self) -> &HeaderValue {
+        &self.policy
     }
 
     /// The key's limits in memory (a Redis gate keeps them in Redis).

@@ -87,7 +87,10 @@ impl Admitted {
     /// Inserts the eight rate-limit headers, and `x-lumyx-key-expires-at`
     /// when the key stops working within 7 days.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        self.snapshot.headers().write_to(headers);
+        self.snapshot
+            .headers()
+            .with_policy(self.entry.policy_header().clone())
+            .write_to(headers);
         if let Some(stops_at) = self.stops_at {
             let text = stops_at.to_rfc3339_opts(SecondsFormat::Secs, true);
             if let Ok(value) = HeaderValue::from_str(&text) {
@@ -243,13 +246,18 @@ impl Denied {
     /// `retry-after-ms` and, for the day limit, `x-should-retry: false` on a
     /// 429).
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        match &self.limits {
-            LimitsSeen::Nothing => {}
-            LimitsSeen::Untouched(snapshot) => snapshot.headers().write_to(headers),
-            LimitsSeen::Refused(denial) => {
-                RateLimitHeaders::of_decision(&lumyx_ratelimit::Decision::Denied(*denial))
-                    .write_to(headers)
+        let limits = match &self.limits {
+            LimitsSeen::Nothing => None,
+            LimitsSeen::Untouched(snapshot) => Some(snapshot.headers()),
+            LimitsSeen::Refused(denial) => Some(RateLimitHeaders::of_decision(
+                &lumyx_ratelimit::Decision::Denied(*denial),
+            )),
+        };
+        if let Some(mut limits) = limits {
+            if let Some(entry) = &self.entry {
+                limits = limits.with_policy(entry.policy_header().clone());
             }
+            limits.write_to(headers);
         }
         if matches!(
             self.refusal,

@@ -4,7 +4,9 @@
 //! and `x-should-retry`. Written straight into an `http::HeaderMap`; the
 //! values are formatted on the stack, with no intermediate `String`.
 
-use std::fmt::{self, Write as _};
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::header::RETRY_AFTER;
@@ -31,23 +33,10 @@ pub struct GoDuration(pub Duration);
 
 impl fmt::Display for GoDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.0;
-        if d.is_zero() {
-            return f.write_str("0s");
-        }
-        let millis = ceil_millis(d);
-        if millis < 1000 {
-            return write!(f, "{millis}ms");
-        }
-        let secs = ceil_secs(d);
-        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-        if h > 0 {
-            write!(f, "{h}h{m}m{s}s")
-        } else if m > 0 {
-            write!(f, "{m}m{s}s")
-        } else {
-            write!(f, "{s}s")
-        }
+        let mut writer = ValueWriter::new();
+        writer.go_duration(self.0);
+        // ASCII only.
+        f.write_str(std::str::from_utf8(&writer.0).unwrap_or_default())
     }
 }
 
@@ -56,9 +45,12 @@ pub(crate) fn ceil_secs(d: Duration) -> u64 {
     d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
-/// Whole milliseconds, rounded up.
-fn ceil_millis(d: Duration) -> u128 {
-    d.as_nanos().div_ceil(1_000_000)
+/// Whole milliseconds, rounded up (in 64 bits: a 128-bit division costs as
+/// much as the rest of a header).
+fn ceil_millis(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_nanos().div_ceil(1_000_000)))
 }
 
 /// The rate-limit headers of one response, as a value: build it with
@@ -115,10 +107,13 @@ fn ceil_millis(d: Duration) -> u128 {
 /// assert_eq!(headers[RateLimitHeaders::RATELIMIT], r#""minute";r=50;t=1, "day";r=990;t=41000"#);
 /// assert_eq!(headers.len(), 8);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitHeaders {
     snapshot: Snapshot,
     refusal: Option<Refusal>,
+    /// `ratelimit-policy`, when the caller keeps it (it changes only with
+    /// the limits): see [`RateLimitHeaders::with_policy`].
+    policy: Option<HeaderValue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -160,7 +155,30 @@ impl RateLimitHeaders {
         RateLimitHeaders {
             snapshot,
             refusal: None,
+            policy: None,
         }
+    }
+
+    /// The value of `ratelimit-policy` for these limits, e.g.
+    /// `"minute";q=60;w=60, "day";q=1000;w=86400`. It changes only with the
+    /// limits, so a caller that keeps one per key passes it to
+    /// [`RateLimitHeaders::with_policy`] and the headers need not format it.
+    pub fn policy_value(rate_limit_per_minute: u32, daily_limit: u32) -> HeaderValue {
+        ValueWriter::new()
+            .text("\"minute\";q=")
+            .number(rate_limit_per_minute)
+            .text(";w=60, \"day\";q=")
+            .number(daily_limit)
+            .text(";w=86400")
+            .value()
+    }
+
+    /// The headers with `policy` as the value of `ratelimit-policy` (made by
+    /// [`RateLimitHeaders::policy_value`] for the snapshot's limits).
+    #[must_use]
+    pub fn with_policy(mut self, policy: HeaderValue) -> RateLimitHeaders {
+        self.policy = Some(policy);
+        self
     }
 
     /// The headers of a decision: a refusal adds the retry headers.
@@ -171,6 +189,7 @@ impl RateLimitHeaders {
                 denied_by: denial.denied_by,
                 retry_after: denial.retry_after,
             }),
+            policy: None,
         }
     }
 
@@ -188,7 +207,7 @@ impl RateLimitHeaders {
 
     /// The value of `retry-after-ms`, on a refusal: the wait in whole
     /// milliseconds rounded up, at least 1.
-    pub fn retry_after_millis(&self) -> Option<u128> {
+    pub fn retry_after_millis(&self) -> Option<u64> {
         self.refusal
             .map(|refusal| ceil_millis(refusal.retry_after).max(1))
     }
@@ -233,44 +252,37 @@ impl RateLimitHeaders {
     /// Calls `f` with every header, in the order of the table above.
     fn for_each(&self, mut f: impl FnMut(HeaderName, HeaderValue)) {
         let (minute, day) = (&self.snapshot.minute, &self.snapshot.day);
-        f(Self::LIMIT_REQUESTS, HeaderValue::from(minute.limit));
-        f(
-            Self::REMAINING_REQUESTS,
-            HeaderValue::from(minute.remaining),
-        );
-        f(
-            Self::RESET_REQUESTS,
-            value(format_args!("{}", GoDuration(minute.reset))),
-        );
-        f(Self::LIMIT_REQUESTS_DAY, HeaderValue::from(day.limit));
-        f(
-            Self::REMAINING_REQUESTS_DAY,
-            HeaderValue::from(day.remaining),
-        );
-        f(
-            Self::RESET_REQUESTS_DAY,
-            value(format_args!("{}", GoDuration(day.reset))),
-        );
+        f(Self::LIMIT_REQUESTS, number(minute.limit.into()));
+        f(Self::REMAINING_REQUESTS, number(minute.remaining.into()));
+        f(Self::RESET_REQUESTS, go_duration(minute.reset));
+        f(Self::LIMIT_REQUESTS_DAY, number(day.limit.into()));
+        f(Self::REMAINING_REQUESTS_DAY, number(day.remaining.into()));
+        f(Self::RESET_REQUESTS_DAY, day_reset(day.reset));
         f(
             Self::RATELIMIT_POLICY,
-            value(format_args!(
-                "\"minute\";q={};w=60, \"day\";q={};w=86400",
-                minute.limit, day.limit
-            )),
+            self.policy
+                .clone()
+                .unwrap_or_else(|| RateLimitHeaders::policy_value(minute.limit, day.limit)),
         );
         f(
             Self::RATELIMIT,
-            value(format_args!(
-                "\"minute\";r={};t={}, \"day\";r={};t={}",
-                minute.remaining,
-                ceil_secs(minute.next_quota_in),
-                day.remaining,
-                ceil_secs(day.next_quota_in)
-            )),
+            ValueWriter::new()
+                .text("\"minute\";r=")
+                .number(minute.remaining)
+                .text(";t=")
+                .number(ceil_secs(minute.next_quota_in))
+                .text(", \"day\";r=")
+                .number(day.remaining)
+                .text(";t=")
+                .number(ceil_secs(day.next_quota_in))
+                .value(),
         );
         if let (Some(secs), Some(millis)) = (self.retry_after_secs(), self.retry_after_millis()) {
-            f(Self::RETRY_AFTER, HeaderValue::from(secs));
-            f(Self::RETRY_AFTER_MS, value(format_args!("{millis}")));
+            f(Self::RETRY_AFTER, number(secs));
+            f(
+                Self::RETRY_AFTER_MS,
+                ValueWriter::new().number(millis).value(),
+            );
         }
         if self.should_retry() == Some(false) {
             f(Self::SHOULD_RETRY, HeaderValue::from_static("false"));
@@ -293,37 +305,127 @@ impl fmt::Display for RateLimitHeaders {
     }
 }
 
-/// The longest value formatted here (`ratelimit` at the largest limits is 46
-/// bytes).
-const MAX_VALUE_LEN: usize = 64;
+/// The largest number whose header value is made once and shared: every
+/// limit and remaining count of real limits.
+const SHARED_NUMBERS: u64 = 10_000;
 
-/// A header value formatted into a buffer on the stack (on the heap only for
-/// a value longer than any snapshot of real limits gives).
-fn value(args: fmt::Arguments<'_>) -> HeaderValue {
-    let mut buffer = StackBuffer {
-        bytes: [0; MAX_VALUE_LEN],
-        len: 0,
-    };
-    let bytes = match buffer.write_fmt(args) {
-        Ok(()) => HeaderValue::from_bytes(&buffer.bytes[..buffer.len]),
-        Err(_) => HeaderValue::from_bytes(args.to_string().as_bytes()),
-    };
-    // Digits, letters and punctuation only: always a valid value.
-    bytes.expect("a rate-limit header value is visible ASCII")
+/// The header value of `n`; up to [`SHARED_NUMBERS`] a shared static one,
+/// whose clone allocates nothing.
+fn number(n: u64) -> HeaderValue {
+    static SHARED: OnceLock<Box<[HeaderValue]>> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| static_values((0..=SHARED_NUMBERS).map(|n| n.to_string())));
+    usize::try_from(n)
+        .ok()
+        .and_then(|n| shared.get(n))
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from(n))
 }
 
-struct StackBuffer {
-    bytes: [u8; MAX_VALUE_LEN],
-    len: usize,
+/// The header value of a Go-style duration; up to a minute (every minute
+/// `reset`) a shared static one: `0s`, `1ms` to `999ms`, `1s` to `59s`, `1m0s`.
+fn go_duration(d: Duration) -> HeaderValue {
+    static SHARED: OnceLock<Box<[HeaderValue]>> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| {
+        let zero = std::iter::once(Duration::ZERO);
+        let millis = (1..1000).map(Duration::from_millis);
+        let secs = (1..=60).map(Duration::from_secs);
+        static_values(
+            zero.chain(millis)
+                .chain(secs)
+                .map(|d| GoDuration(d).to_string()),
+        )
+    });
+    let index = if d.is_zero() {
+        Some(0)
+    } else if ceil_millis(d) < 1000 {
+        Some(ceil_millis(d) as usize)
+    } else {
+        usize::try_from(ceil_secs(d))
+            .ok()
+            .map(|secs| secs.saturating_add(999))
+    };
+    index
+        .and_then(|index| shared.get(index))
+        .cloned()
+        .unwrap_or_else(|| ValueWriter::new().go_duration(d).value())
 }
 
-impl fmt::Write for StackBuffer {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        let end = self.len + text.len();
-        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
-        slot.copy_from_slice(text.as_bytes());
-        self.len = end;
-        Ok(())
+/// The header value of the time to midnight, which changes once a second:
+/// each thread keeps the last one it made and hands out copies of it (a
+/// reference count, no allocation) for the rest of that second.
+fn day_reset(d: Duration) -> HeaderValue {
+    thread_local! {
+        static LAST: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    if ceil_millis(d) < 1000 {
+        // The last second before midnight, written in milliseconds.
+        return go_duration(d);
+    }
+    let secs = ceil_secs(d);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((kept, value)) if *kept == secs => value.clone(),
+            _ => {
+                let value = go_duration(d);
+                *last = Some((secs, value.clone()));
+                value
+            }
+        }
+    })
+}
+
+/// Static header values of `texts`: made once for the process, so their
+/// text is leaked on purpose (a few tens of kilobytes, never freed).
+fn static_values(texts: impl Iterator<Item = String>) -> Box<[HeaderValue]> {
+    texts
+        .map(|text| HeaderValue::from_static(Box::leak(text.into_boxed_str())))
+        .collect()
+}
+
+/// A header value being written: text and numbers pushed straight into the
+/// one buffer the value will own (no `core::fmt`, no copy).
+struct ValueWriter(Vec<u8>);
+
+impl ValueWriter {
+    fn new() -> ValueWriter {
+        // The longest value of real limits, `ratelimit`, is 46 bytes.
+        ValueWriter(Vec::with_capacity(48))
+    }
+
+    fn text(&mut self, text: &str) -> &mut ValueWriter {
+        self.0.extend_from_slice(text.as_bytes());
+        self
+    }
+
+    fn number(&mut self, n: impl itoa::Integer) -> &mut ValueWriter {
+        self.text(itoa::Buffer::new().format(n))
+    }
+
+    /// A Go-style duration (see [`GoDuration`]).
+    fn go_duration(&mut self, d: Duration) -> &mut ValueWriter {
+        if d.is_zero() {
+            return self.text("0s");
+        }
+        let millis = ceil_millis(d);
+        if millis < 1000 {
+            return self.number(millis).text("ms");
+        }
+        let secs = ceil_secs(d);
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        if h > 0 {
+            self.number(h).text("h");
+        }
+        if h > 0 || m > 0 {
+            self.number(m).text("m");
+        }
+        self.number(s).text("s")
+    }
+
+    fn value(&mut self) -> HeaderValue {
+        let bytes = std::mem::take(&mut self.0);
+        // Digits, letters and punctuation only: always a valid value.
+        HeaderValue::try_from(bytes).expect("a rate-limit header value is visible ASCII")
     }
 }
 
