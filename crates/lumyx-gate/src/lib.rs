@@ -4,6 +4,8 @@
 
 mod authorization;
 mod backend;
+#[cfg(feature = "redis")]
+mod follow;
 mod gate;
 mod keys;
 #[cfg(feature = "tower")]
@@ -17,6 +19,9 @@ pub use authorization::{HeaderProblem, bearer_token};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use backend::RedisBackend;
 pub use backend::{Backend, MemoryBackend, SyncBackend};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use follow::Following;
 pub use gate::{Gate, LOG_TARGET};
 pub use keys::Keys;
 #[cfg(feature = "tower")]
