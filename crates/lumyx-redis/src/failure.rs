@@ -10,13 +10,18 @@ use redis::{ErrorKind, RedisError, ServerErrorKind};
 /// The class of a failed Redis call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureClass {
-    /// The connection failed or no reply came in time: Redis may be down for
-    /// every caller, and it may have run the call before the reply was lost.
+    /// The connection failed, no reply came in time, or the replies could
+    /// not be read (a broken reply stream, which the client answers by
+    /// reconnecting): Redis may be down for every caller, and it may have
+    /// run the call before the reply was lost.
     Unreachable,
-    /// Redis answered that it cannot serve now: `LOADING`, `READONLY` (a
-    /// replica, e.g. after a failover), `MASTERDOWN`, `OOM`, `BUSY` (another
-    /// script runs too long), `TRYAGAIN` or `CLUSTERDOWN`. The call did not
-    /// take effect; other calls fail alike until Redis recovers.
+    /// Redis answered that it cannot serve now, before running the call:
+    /// `LOADING` (the data set is being loaded), `READONLY` (a replica, e.g.
+    /// after a failover), `MASTERDOWN` (a replica lost its primary),
+    /// `NOREPLICAS` (fewer replicas than `min-replicas-to-write`), `MISCONF`
+    /// (a failed RDB save or AOF write stops writes), `OOM`, `BUSY` (a
+    /// script or function runs too long), `TRYAGAIN` or `CLUSTERDOWN`. The
+    /// call did not take effect; other calls fail alike until Redis recovers.
     Unavailable,
     /// The call failed because of its own key's data or the script:
     /// `WRONGTYPE`, a script error, a reply of an unexpected shape. Other
@@ -24,11 +29,17 @@ pub enum FailureClass {
     Data,
 }
 
-/// The server error codes that mean "cannot serve now".
-const UNAVAILABLE_CODES: [&str; 7] = [
+/// The server error codes that mean "cannot serve now": what Redis 7
+/// answers when it refuses a command for its own state before running it
+/// (loading, a replica, a lost primary, too few replicas, a failed save,
+/// out of memory, a long script) and what a cluster answers while slots
+/// move or a slot has no node. Every other code is about the call itself.
+const UNAVAILABLE_CODES: [&str; 9] = [
     "LOADING",
     "READONLY",
     "MASTERDOWN",
+    "NOREPLICAS",
+    "MISCONF",
     "OOM",
     "BUSY",
     "TRYAGAIN",
@@ -142,7 +153,9 @@ pub fn classify(err: &RedisError) -> FailureClass {
         return FailureClass::Unreachable;
     }
     match err.kind() {
-        ErrorKind::Io | ErrorKind::ClusterConnectionNotFound => FailureClass::Unreachable,
+        ErrorKind::Io | ErrorKind::Parse | ErrorKind::ClusterConnectionNotFound => {
+            FailureClass::Unreachable
+        }
         ErrorKind::Server(
             ServerErrorKind::BusyLoading
             | ServerErrorKind::ReadOnly
@@ -200,6 +213,135 @@ mod tests {
         }
         let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert_eq!(classify(&refused), FailureClass::Unreachable);
+    }
+
+    #[test]
+    fn refused_writes_are_unavailable() {
+        // NOREPLICAS: fewer replicas than min-replicas-to-write; MISCONF: a
+        // failed RDB save (or AOF write) stops writes.
+        for code in [
+            "NOREPLICAS",
+            "MISCONF",
+            "LOADING",
+            "READONLY",
+            "MASTERDOWN",
+            "OOM",
+            "BUSY",
+            "TRYAGAIN",
+            "CLUSTERDOWN",
+        ] {
+            assert_eq!(classify(&server(code)), FailureClass::Unavailable, "{code}");
+        }
+        // Codes that only look alike are one call's error.
+        for code in ["BUSYKEY", "BUSYGROUP", "NOTBUSY", "NOSCRIPT", "EXECABORT"] {
+            assert_eq!(classify(&server(code)), FailureClass::Data, "{code}");
+        }
+    }
+
+    #[test]
+    fn a_broken_reply_stream_is_unreachable() {
+        let broken = RedisError::from((ErrorKind::Parse, "invalid reply"));
+        assert_eq!(classify(&broken), FailureClass::Unreachable);
+    }
+
+    /// Against a real `redis-server`: a write it refuses, sent as a command
+    /// and from a script (which passes the command's code on).
+    mod real {
+        use std::path::PathBuf;
+        use std::time::{Duration, Instant};
+
+        use lumyx_test_support::RedisServer;
+        use redis::aio::ConnectionManager;
+
+        use super::*;
+        use crate::RedisConnector;
+
+        fn connect(server: &RedisServer) -> ConnectionManager {
+            RedisConnector::new(server.url().parse().unwrap())
+                .timeout(Duration::from_secs(5))
+                .connect_lazy()
+                .unwrap()
+        }
+
+        /// The errors of a plain write and of a script's write.
+        async fn refused_writes(connection: &mut ConnectionManager) -> [RedisError; 2] {
+            let plain = redis::cmd("SET")
+                .arg("k")
+                .arg("v")
+                .query_async::<()>(connection)
+                .await
+                .unwrap_err();
+            let scripted = redis::Script::new("return redis.call('SET', KEYS[1], 'v')")
+                .key("k")
+                .invoke_async::<()>(connection)
+                .await
+                .unwrap_err();
+            [plain, scripted]
+        }
+
+        #[tokio::test]
+        async fn too_few_replicas_is_unavailable() {
+            let Some(server) = RedisServer::start_or_skip("too_few_replicas_is_unavailable") else {
+                return;
+            };
+            let mut connection = connect(&server);
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("min-replicas-to-write")
+                .arg(1)
+                .query_async::<()>(&mut connection)
+                .await
+                .unwrap();
+            for err in refused_writes(&mut connection).await {
+                assert_eq!(err.code(), Some("NOREPLICAS"), "{err}");
+                assert_eq!(classify(&err), FailureClass::Unavailable, "{err}");
+            }
+        }
+
+        #[tokio::test]
+        async fn a_failed_save_is_unavailable() {
+            // A server whose data directory is gone cannot save; with a save
+            // point set, it then refuses writes until a save succeeds.
+            let dir: PathBuf =
+                std::env::temp_dir().join(format!("lumyx-redis-misconf-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let Some(server) = RedisServer::start_with_args_or_skip(
+                "a_failed_save_is_unavailable",
+                &["--dir", dir.to_str().unwrap()],
+            ) else {
+                return;
+            };
+            std::fs::remove_dir(&dir).unwrap();
+            let mut connection = connect(&server);
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("save")
+                .arg("3600 1")
+                .query_async::<()>(&mut connection)
+                .await
+                .unwrap();
+            redis::cmd("BGSAVE")
+                .query_async::<()>(&mut connection)
+                .await
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let info: String = redis::cmd("INFO")
+                    .arg("persistence")
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap();
+                if info.contains("rdb_last_bgsave_status:err") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the save did not fail: {info}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            for err in refused_writes(&mut connection).await {
+                assert_eq!(err.code(), Some("MISCONF"), "{err}");
+                assert_eq!(classify(&err), FailureClass::Unavailable, "{err}");
+            }
+        }
     }
 
     #[test]
