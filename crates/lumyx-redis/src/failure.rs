@@ -49,13 +49,22 @@ const UNAVAILABLE_CODES: [&str; 9] = [
 /// A failed Redis call: the error Redis or the client gave, or no reply
 /// within the caller's deadline.
 ///
+/// Its message says the class and the server's code; the client's error,
+/// with Redis's own words, is its [`source`](std::error::Error::source).
+/// Log it through [`Report`](crate::Report) to show both.
+///
 /// ```
 /// use std::time::Duration;
-/// use lumyx_redis::{FailureClass, RedisFailure};
+/// use lumyx_redis::{FailureClass, RedisFailure, Report};
 ///
 /// let failure = RedisFailure::timed_out(Duration::from_millis(250));
 /// assert_eq!(failure.class(), FailureClass::Unreachable);
 /// assert_eq!(failure.to_string(), "no reply from Redis within 250ms");
+///
+/// let oom = redis::make_extension_error("OOM".into(), Some("command not allowed".into()));
+/// let failure = RedisFailure::from(oom);
+/// assert_eq!(failure.to_string(), "Redis cannot serve now (OOM)");
+/// assert!(Report(&failure).to_string().ends_with("command not allowed"));
 /// ```
 #[derive(Debug, Clone)]
 pub struct RedisFailure {
@@ -110,19 +119,24 @@ impl From<RedisError> for RedisFailure {
     }
 }
 
+/// The class and the server's code only (`Redis cannot serve now (OOM)`):
+/// the client's error is the [`source`](std::error::Error::source), so a
+/// log that prints the whole chain ([`Report`](crate::Report)) shows it once.
 impl fmt::Display for RedisFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::TimedOut(after) => write!(f, "no reply from Redis within {after:?}"),
             Repr::Redis(err) => {
-                match self.class() {
-                    FailureClass::Unreachable => f.write_str("Redis is unreachable")?,
-                    FailureClass::Unavailable => f.write_str("Redis cannot serve now")?,
-                    FailureClass::Data => f.write_str("Redis refused the call")?,
+                let code = err.code();
+                match (self.class(), code) {
+                    (FailureClass::Unreachable, _) => f.write_str("Redis is unreachable")?,
+                    (FailureClass::Unavailable, _) => f.write_str("Redis cannot serve now")?,
+                    (FailureClass::Data, Some(_)) => f.write_str("Redis refused the call")?,
+                    (FailureClass::Data, None) => f.write_str("the Redis call failed")?,
                 }
-                match err.code() {
-                    Some(code) => write!(f, " ({code}): {err}"),
-                    None => write!(f, ": {err}"),
+                match code {
+                    Some(code) => write!(f, " ({code})"),
+                    None => Ok(()),
                 }
             }
         }
@@ -295,6 +309,18 @@ mod tests {
             for err in refused_writes(&mut connection).await {
                 assert_eq!(err.code(), Some("NOREPLICAS"), "{err}");
                 assert_eq!(classify(&err), FailureClass::Unavailable, "{err}");
+                // Logged through a report, Redis's words come once.
+                let failure = RedisFailure::from(err);
+                let line = crate::Report(&failure).to_string();
+                assert!(
+                    line.starts_with("Redis cannot serve now (NOREPLICAS): "),
+                    "{line}"
+                );
+                assert_eq!(
+                    line.matches("Not enough good replicas").count(),
+                    1,
+                    "{line}"
+                );
             }
         }
 
@@ -342,6 +368,35 @@ mod tests {
                 assert_eq!(classify(&err), FailureClass::Unavailable, "{err}");
             }
         }
+    }
+
+    #[test]
+    fn the_message_names_the_class_and_code_and_leaves_the_cause_to_source() {
+        use std::error::Error as _;
+        let cases = [
+            (server("OOM"), "Redis cannot serve now (OOM)"),
+            (server("WRONGTYPE"), "Redis refused the call (WRONGTYPE)"),
+            (
+                RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "detail",
+                )),
+                "Redis is unreachable",
+            ),
+            (
+                RedisError::from((ErrorKind::UnexpectedReturnType, "detail")),
+                "the Redis call failed",
+            ),
+        ];
+        for (err, message) in cases {
+            let failure = RedisFailure::from(err);
+            assert_eq!(failure.to_string(), message);
+            let cause = failure.source().expect("the client's error is the source");
+            assert!(cause.to_string().contains("detail"), "{cause}");
+        }
+        let late = RedisFailure::timed_out(Duration::from_millis(250));
+        assert_eq!(late.to_string(), "no reply from Redis within 250ms");
+        assert!(late.source().is_none());
     }
 
     #[test]
