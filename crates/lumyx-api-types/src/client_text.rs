@@ -15,12 +15,14 @@ pub(crate) const MAX_SHOWN_CHARS: usize = 64;
 
 /// `text` as an error message may show it.
 ///
-/// First every key-shaped part (a run of 32 or more ASCII letters and digits)
-/// is replaced by its first 4 and last 4 characters around `…`, so a whole
-/// API key becomes exactly its hint (`nova_0123…6dce`). Then the result is cut
-/// to at most [`MAX_SHOWN_CHARS`] characters (not bytes): a longer one keeps
-/// its first 63 and ends in `…`. Text that needs neither is returned as it
-/// is, without allocating.
+/// First every key-shaped part is replaced by its first 4 and last 4 letters
+/// and digits around `…` ([`lumyx_keys::redact`]: a run of 32 or more ASCII
+/// letters and digits, or pieces of 8 or more joined by single separators
+/// that hold 32 in all), so a whole API key becomes exactly its hint
+/// (`nova_0123…6dce`), also when a line break, a space or groups of 16 split
+/// it. Then the result is cut to at most [`MAX_SHOWN_CHARS`] characters (not
+/// bytes): a longer one keeps its first 63 and ends in `…`. Text that needs
+/// neither is returned as it is, without allocating.
 pub(crate) fn shown(text: &str) -> Cow<'_, str> {
     let redacted = redact(text);
     let mut starts = redacted.char_indices().map(|(at, _)| at);

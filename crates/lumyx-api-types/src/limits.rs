@@ -55,3 +55,23 @@ pub const METADATA_MAX_VALUE_CHARS: usize = 512;
 /// the old key stays valid beside the new one. Longer would leave a key that
 /// is meant to be replaced usable for good.
 pub const MAX_GRACE_PERIOD_SECONDS: u64 = 30 * 24 * 60 * 60;
+
+/// Allowed values of a key's `expires_at`, in Unix seconds: from 1
+/// (1970-01-01T00:00:01Z) to 253402300799 (9999-12-31T23:59:59Z), the latest
+/// time a key record holds and RFC 3339 can write. A key that should never
+/// expire has no `expires_at`. Whether the time is still in the future needs
+/// a clock, so the server checks that when it creates the key.
+pub(crate) const EXPIRES_AT_RANGE: RangeInclusive<i64> = 1..=253_402_300_799;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latest_expiry_is_the_latest_time_a_key_record_holds() {
+        assert_eq!(
+            *EXPIRES_AT_RANGE.end(),
+            lumyx_keys::KeyRecord::MAX_TIME.timestamp()
+        );
+    }
+}

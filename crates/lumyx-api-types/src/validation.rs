@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::json_path;
 use crate::keys::{CreateKeyRequest, RotateKeyRequest, Scope};
 use crate::limits::{
-    CHOICES_RANGE, DAILY_LIMIT_RANGE, LIST_LIMIT_RANGE, MAX_GRACE_PERIOD_SECONDS,
+    CHOICES_RANGE, DAILY_LIMIT_RANGE, EXPIRES_AT_RANGE, LIST_LIMIT_RANGE, MAX_GRACE_PERIOD_SECONDS,
     METADATA_MAX_KEY_CHARS, METADATA_MAX_PAIRS, METADATA_MAX_VALUE_CHARS,
     RATE_LIMIT_PER_MINUTE_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE,
 };
@@ -221,6 +221,23 @@ pub fn check_daily_limit(value: u32) -> Result<(), ApiError> {
     check_range("daily_limit", value, &DAILY_LIMIT_RANGE, "an integer")
 }
 
+/// Checks a key's `expires_at` against `EXPIRES_AT_RANGE`: after
+/// 1970-01-01, at most 9999-12-31T23:59:59Z.
+fn check_expires_at(value: i64) -> Result<(), ApiError> {
+    if EXPIRES_AT_RANGE.contains(&value) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_value(
+            "expires_at",
+            format_args!(
+                "expected Unix seconds after 1970-01-01 and at most {} \
+                 (9999-12-31T23:59:59Z), got {value}",
+                EXPIRES_AT_RANGE.end()
+            ),
+        ))
+    }
+}
+
 fn check_not_empty(param: &str, value: &str) -> Result<(), ApiError> {
     if value.trim().is_empty() {
         Err(ApiError::invalid_value(
@@ -413,6 +430,14 @@ impl Validate for ChatCompletionRequest {
     }
 }
 
+/// Checks the name and owner (not empty), the limits (in their ranges), the
+/// scopes (known, at least one when given) and `expires_at`: Unix seconds
+/// after 1970-01-01 and at most 253402300799 (9999-12-31T23:59:59Z), the
+/// latest time a key record holds. Each failure is a 400 `invalid_value`
+/// whose `param` names the field.
+///
+/// Whether `expires_at` is still in the future is not checked here: that
+/// needs a clock, so it is the server's job when it creates the key.
 impl Validate for CreateKeyRequest {
     fn validate(&self) -> Result<(), ApiError> {
         check_not_empty("name", &self.name)?;
@@ -423,13 +448,8 @@ impl Validate for CreateKeyRequest {
         if let Some(daily) = self.daily_limit {
             check_daily_limit(daily)?;
         }
-        if let Some(expires_at) = self.expires_at
-            && expires_at <= 0
-        {
-            return Err(ApiError::invalid_value(
-                "expires_at",
-                format_args!("expected Unix seconds after 1970-01-01, got {expires_at}"),
-            ));
+        if let Some(expires_at) = self.expires_at {
+            check_expires_at(expires_at)?;
         }
         if let Some(scopes) = &self.scopes {
             if scopes.is_empty() {
@@ -453,6 +473,10 @@ impl Validate for CreateKeyRequest {
     }
 }
 
+/// Checks `grace_period_seconds`: at most
+/// [`MAX_GRACE_PERIOD_SECONDS`](crate::MAX_GRACE_PERIOD_SECONDS). A rotation
+/// carries no expiry of its own: the new key keeps the old one's
+/// `expires_at`, which was checked when the key was created.
 impl Validate for RotateKeyRequest {
     fn validate(&self) -> Result<(), ApiError> {
         if let Some(grace) = self.grace_period_seconds {

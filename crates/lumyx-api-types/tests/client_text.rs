@@ -99,6 +99,81 @@ fn a_key_is_redacted_before_the_cut() {
     assert!(error.message().contains(&format!("'{shown}'")), "{error}");
 }
 
+/// What a client may put inside a key: a hyphen, a space, a line break
+/// (both kinds), a zero-width space, a percent-encoded line break, a dot.
+const SEPARATORS: [&str; 7] = ["-", " ", "\n", "\r\n", "\u{200B}", "%0A", "."];
+
+/// `key` with `separator` inserted at each of `cuts` (offsets into it).
+fn split(key: &str, cuts: &[usize], separator: &str) -> String {
+    let mut text = String::new();
+    let mut from = 0;
+    for &cut in cuts {
+        text.push_str(&key[from..cut]);
+        text.push_str(separator);
+        from = cut;
+    }
+    text.push_str(&key[from..]);
+    text
+}
+
+/// Fails when `error`'s message or envelope shows 12 consecutive random or
+/// checksum digits of `secret`, compared in lowercase and with separators
+/// left out.
+#[track_caller]
+fn assert_hides(secret: &str, text: &str, error: &ApiError) {
+    let envelope = serde_json::to_string(error).unwrap();
+    for shown in [error.message(), envelope.as_str()] {
+        for part in shown.split('…') {
+            let digits: String = part
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            for window in secret.as_bytes()[5..].windows(12) {
+                let window = std::str::from_utf8(window).unwrap();
+                assert!(
+                    !digits.contains(window),
+                    "{text:?} gave {shown:?}, which shows {window}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_key_split_by_a_separator_is_shown_as_its_hint() {
+    let key = ApiKey::generate().unwrap();
+    let secret = key.expose_secret();
+    let hint = key.hint().to_string();
+    // Cuts that leave pieces of at least 8 of the 59 digits after `nova_`.
+    let long_pieces = 5 + 8..=secret.len() - 8;
+    for separator in SEPARATORS {
+        let mut forms: Vec<Vec<usize>> = (1..secret.len()).map(|cut| vec![cut]).collect();
+        for one in long_pieces.clone() {
+            for two in one + 8..=*long_pieces.end() {
+                forms.push(vec![one, two]);
+            }
+        }
+        // Groups of 16: of the whole key, and of its digits after `nova_`.
+        forms.push(vec![16, 32, 48]);
+        forms.push(vec![21, 37, 53]);
+        for cuts in forms {
+            let text = split(secret, &cuts, separator);
+            let path = format!("/v1/models/{text}");
+            for error in [
+                ApiError::model_not_found(&text),
+                ApiError::not_found("GET", &path),
+            ] {
+                assert_hides(secret, &text, &error);
+                let whole = cuts.iter().all(|cut| long_pieces.contains(cut));
+                if whole {
+                    assert!(error.message().contains(&hint), "{text:?}: {error}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn ordinary_names_are_shown_as_sent() {
     let error = ApiError::model_not_found("gpt-4o-mini");
@@ -110,6 +185,22 @@ fn ordinary_names_are_shown_as_sent() {
             .contains("GET /v2/models/550e8400-e29b-41d4-a716-446655440000."),
         "{error}"
     );
+    for model in [
+        "gpt-4o-mini-2024-07-18",
+        "meta-llama/Llama-3.1-70B-Instruct",
+        "550e8400-e29b-41d4-a716-446655440000",
+        "conv_0123456789abcdef0123456789abcde",
+    ] {
+        let error = ApiError::model_not_found(model);
+        assert!(error.message().contains(&format!("'{model}'")), "{error}");
+    }
+    for path in [
+        "/v1/conversations/conv_0123456789abcdef0123456789abcde",
+        "/v1/keys/key_4e58d9f4757ccfc3/usage",
+    ] {
+        let error = ApiError::not_found("GET", path);
+        assert!(error.message().contains(&format!("GET {path}.")), "{error}");
+    }
 }
 
 /// Parses and validates `body` as a chat request, expecting a failure.

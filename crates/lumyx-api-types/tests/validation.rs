@@ -752,6 +752,37 @@ fn key_request_needs_name_owner_and_known_scopes() {
 }
 
 #[test]
+fn key_expiry_is_at_most_the_end_of_year_9999() {
+    // 9999-12-31T23:59:59Z, the latest time a key record holds.
+    const LATEST: i64 = 253_402_300_799;
+    let base = CreateKeyRequest::new("ci", "acct_1");
+    for expires_at in [1, 1_767_225_600, LATEST] {
+        base.clone().with_expires_at(expires_at).validate().unwrap();
+    }
+    for expires_at in [i64::MIN, -1, 0, LATEST + 1, i64::MAX] {
+        let error = base
+            .clone()
+            .with_expires_at(expires_at)
+            .validate()
+            .unwrap_err();
+        assert_error(&error, ErrorCode::InvalidValue, Some("expires_at"));
+        assert!(
+            error.message().contains(&format!("got {expires_at}")),
+            "{error}"
+        );
+    }
+    // Read from a body as a server reads it.
+    for expires_at in [LATEST + 1, i64::MAX] {
+        let body = format!(r#"{{"name":"ci","owner":"acct_1","expires_at":{expires_at}}}"#);
+        let error = parse_json::<CreateKeyRequest>(body.as_bytes()).unwrap_err();
+        assert_error(&error, ErrorCode::InvalidValue, Some("expires_at"));
+        assert!(error.message().contains("9999-12-31T23:59:59Z"), "{error}");
+    }
+    let body = format!(r#"{{"name":"ci","owner":"acct_1","expires_at":{LATEST}}}"#);
+    parse_json::<CreateKeyRequest>(body.as_bytes()).unwrap();
+}
+
+#[test]
 fn conversation_requests_check_messages_and_metadata() {
     let request = CreateConversationRequest {
         metadata: None,

@@ -34,7 +34,7 @@ pub use lumyx_ratelimit::Limits;
 pub use lumyx_redis::RedisUrl;
 pub use memory::{KeyIdHashBuilder, KeyIdHasher, MemoryKeyStore};
 pub use record::{KeyRecord, KeyStatus, Scope, Scopes};
-pub use redact::{REDACT_MIN_RUN, redact};
+pub use redact::{REDACT_MIN_PIECE, REDACT_MIN_RUN, redact};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{KeyChange, KeyChanges, RedisKeyStore, RedisKeyStoreBuilder};

@@ -4,8 +4,10 @@
 
 mod connection;
 mod failure;
+mod report;
 mod url;
 
 pub use connection::{RedisConnector, retry_if_refused};
 pub use failure::{FailureClass, RedisFailure, classify};
+pub use report::Report;
 pub use url::{RedisUrl, UrlError};
