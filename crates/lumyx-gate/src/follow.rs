@@ -78,7 +78,7 @@ async fn follow(keys: Keys, mut changes: KeyChanges) {
             Ok(KeyChange::Lost) => stale = !reload(&keys).await,
             Err(err) => {
                 if !stale {
-                    tracing::warn!(target: LOG_TARGET, "cannot follow the key store's changes: {err}");
+                    tracing::warn!(target: LOG_TARGET, error = &err as &(dyn std::error::Error + 'static), "cannot follow the key store's changes");
                 }
                 stale = true;
                 tokio::time::sleep(RETRY).await;
@@ -92,7 +92,7 @@ async fn apply(keys: &Keys, ids: Vec<KeyId>) -> bool {
     let mut seen = HashSet::new();
     for id in ids.into_iter().filter(|id| seen.insert(*id)) {
         if let Err(err) = keys.refresh(&id).await {
-            tracing::warn!(target: LOG_TARGET, key = %id, "cannot read a changed key: {err}");
+            tracing::warn!(target: LOG_TARGET, key = %id, error = &err as &(dyn std::error::Error + 'static), "cannot read a changed key");
             return false;
         }
     }
@@ -104,7 +104,7 @@ async fn reload(keys: &Keys) -> bool {
     match keys.reload().await {
         Ok(()) => true,
         Err(err) => {
-            tracing::warn!(target: LOG_TARGET, "cannot list the key store's records: {err}");
+            tracing::warn!(target: LOG_TARGET, error = &err as &(dyn std::error::Error + 'static), "cannot list the key store's records");
             false
         }
     }

@@ -143,7 +143,7 @@ impl<B: Backend, C: Clock> Gate<B, C> {
                 Ok(_) => LimitsSeen::Nothing,
                 Err(err) => {
                     // The refusal stands whether or not it was counted.
-                    tracing::warn!(target: LOG_TARGET, key = %record.id, "could not count a refusal: {err}");
+                    tracing::warn!(target: LOG_TARGET, key = %record.id, error = &err as &(dyn std::error::Error + 'static), "could not count a refusal");
                     LimitsSeen::Nothing
                 }
             };
@@ -181,7 +181,7 @@ impl<B: Backend, C: Clock> Gate<B, C> {
                     | lumyx_ratelimit::Error::Failed { .. } => Refusal::ServiceUnavailable,
                     _ => Refusal::InternalError,
                 };
-                tracing::warn!(target: LOG_TARGET, key = %record.id, "the limits could not be decided: {err}");
+                tracing::warn!(target: LOG_TARGET, key = %record.id, error = &err as &(dyn std::error::Error + 'static), "the limits could not be decided");
                 deny(Denied {
                     refusal,
                     entry: Some(entry),

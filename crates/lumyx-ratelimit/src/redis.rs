@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use lumyx_redis::{FailureClass, RedisConnector, RedisFailure, RedisUrl, retry_if_refused};
+use lumyx_redis::{FailureClass, RedisConnector, RedisFailure, RedisUrl, Report, retry_if_refused};
 use redis::aio::ConnectionManager;
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 
@@ -622,7 +622,8 @@ impl RedisLimiter {
             tracing::error!(
                 redis = %self.url,
                 redis_key = %self.redis_key(key),
-                "Redis refused a rate-limit decision; this request is not decided: {failure}"
+                "Redis refused a rate-limit decision; this request is not decided: {}",
+                Report(&failure)
             );
             return Err(Error::Failed {
                 source: Box::new(failure),
@@ -633,7 +634,8 @@ impl RedisLimiter {
             tracing::warn!(
                 redis = %self.url,
                 policy = ?self.outage_policy,
-                "Redis cannot serve rate limits, which follow the outage policy: {failure}"
+                "Redis cannot serve rate limits, which follow the outage policy: {}",
+                Report(&failure)
             );
         }
         *self
