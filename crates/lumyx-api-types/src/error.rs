@@ -161,8 +161,9 @@ impl ErrorCode {
 /// Messages help the caller fix the request and never show an API key. The
 /// constructors that repeat the client's text (a model name, an id, a method,
 /// a path, a content type, the JSON path in `param`) show it only after every
-/// key-shaped part (a run of 32 or more ASCII letters and digits) is replaced
-/// by its hint, and cut to at most 64 characters; a cut text keeps its first
+/// key-shaped part (32 or more ASCII letters and digits in runs of at least 8
+/// joined by single separators, as `lumyx_keys::redact` finds them) is
+/// replaced by its hint, and cut to at most 64 characters; a cut text keeps its first
 /// 63 characters and ends in `…`.
 ///
 /// ```

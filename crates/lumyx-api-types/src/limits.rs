@@ -61,7 +61,7 @@ pub const MAX_GRACE_PERIOD_SECONDS: u64 = 30 * 24 * 60 * 60;
 /// time a key record holds and RFC 3339 can write. A key that should never
 /// expire has no `expires_at`. Whether the time is still in the future needs
 /// a clock, so the server checks that when it creates the key.
-pub(crate) const EXPIRES_AT_RANGE: RangeInclusive<i64> = 1..=253_402_300_799;
+pub const EXPIRES_AT_RANGE: RangeInclusive<i64> = 1..=253_402_300_799;
 
 #[cfg(test)]
 mod tests {
