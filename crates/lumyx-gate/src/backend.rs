@@ -14,6 +14,13 @@ use crate::KeyEntry;
 
 /// Limits and usage counts of the keys in the table.
 pub trait Backend: Send + Sync + 'static {
+    /// Whether every future of this backend is ready when made, so that a
+    /// check over it completes on its first poll: `true` lets
+    /// [`GateService`](crate::GateService) decide inside `call`, with no
+    /// boxed future. Only a backend that never waits may say `true` (and
+    /// implement [`SyncBackend`]); `false` is always correct.
+    const DECIDES_AT_ONCE: bool = false;
+
     /// Decides one request of the key under its record's limits, consuming
     /// from both iff both admit it, and counts what it came to (at `now`,
     /// in memory).
@@ -46,6 +53,8 @@ pub trait Backend: Send + Sync + 'static {
 
 /// A [`Backend`] whose futures are always ready when made: a gate over it
 /// can decide synchronously ([`Gate::check_now`](crate::Gate::check_now)).
+/// Its [`Backend::DECIDES_AT_ONCE`] is `true`; a gate that checks with
+/// `check_now` does not build otherwise.
 pub trait SyncBackend: Backend {}
 
 /// Limits and usage counts in this process's memory, in each key's entry of
@@ -86,6 +95,8 @@ impl<C> MemoryBackend<C> {
 }
 
 impl<C: Clock + 'static> Backend for MemoryBackend<C> {
+    const DECIDES_AT_ONCE: bool = true;
+
     #[inline]
     fn decide(
         &self,

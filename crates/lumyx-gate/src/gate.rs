@@ -118,10 +118,24 @@ impl<B: Backend, C: Clock> Gate<B, C> {
 
     /// [`Gate::check`] on the header's raw bytes.
     pub async fn check_bytes(&self, authorization: Option<&[u8]>, scope: Scope) -> Verdict {
-        let entry = match self.identify(authorization) {
-            Ok(entry) => entry,
-            Err(refusal) => return deny(Denied::new(refusal)),
-        };
+        match self.identify(authorization) {
+            Ok(entry) => self.check_entry(entry, scope).await,
+            Err(refusal) => deny(Denied::new(refusal)),
+        }
+    }
+
+    /// [`Gate::check_bytes`] when the backend decides at once: a header
+    /// refused before the table is answered without a future.
+    fn check_bytes_at_once(&self, authorization: Option<&[u8]>, scope: Scope) -> Verdict {
+        match self.identify(authorization) {
+            Ok(entry) => ready_now(self.check_entry(entry, scope)),
+            Err(refusal) => deny(Denied::new(refusal)),
+        }
+    }
+
+    /// The rest of a check, for a key found in the table: expiry,
+    /// revocation, scope, then the limits.
+    async fn check_entry(&self, entry: Arc<KeyEntry>, scope: Scope) -> Verdict {
         let now = self.clock.now();
         let record = entry.record();
         // Expiry, then revocation, then scope: the order of the error table.
@@ -231,7 +245,23 @@ impl<B: SyncBackend, C: Clock> Gate<B, C> {
 
     /// [`Gate::check_bytes`] without waiting.
     pub fn check_bytes_now(&self, authorization: Option<&[u8]>, scope: Scope) -> Verdict {
-        ready_now(self.check_bytes(authorization, scope))
+        const { assert!(B::DECIDES_AT_ONCE, "a SyncBackend decides at once") };
+        self.check_bytes_at_once(authorization, scope)
+    }
+}
+
+impl<B: Backend, C: Clock> Gate<B, C> {
+    /// The verdict now, when the backend [decides at
+    /// once](Backend::DECIDES_AT_ONCE); `None` otherwise, and nothing was
+    /// checked: for code generic over the backend (the tower layer) that
+    /// waits only where it must.
+    pub fn check_if_at_once(
+        &self,
+        authorization: Option<&HeaderValue>,
+        scope: Scope,
+    ) -> Option<Verdict> {
+        B::DECIDES_AT_ONCE
+            .then(|| ready_now(self.check_bytes(authorization.map(HeaderValue::as_bytes), scope)))
     }
 }
 
@@ -240,7 +270,7 @@ fn ready_now<T>(future: impl Future<Output = T>) -> T {
     let mut context = Context::from_waker(Waker::noop());
     match pin!(future).poll(&mut context) {
         Poll::Ready(output) => output,
-        Poll::Pending => unreachable!("a synchronous backend never waits"),
+        Poll::Pending => unreachable!("a backend that decides at once never waits"),
     }
 }
 

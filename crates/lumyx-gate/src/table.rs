@@ -22,6 +22,14 @@ const SHARDS: usize = 16;
 
 type Shard = HashMap<KeyId, Arc<KeyEntry>, KeyIdHashBuilder>;
 
+/// A shard's lock on cache lines of its own: every check takes a read lock
+/// (an atomic add to the lock's word), and shards sharing a line would make
+/// threads reading different shards take turns with that line. 128 bytes:
+/// Intel's adjacent-line prefetcher moves lines in pairs (crossbeam's
+/// `CachePadded` pads as much on x86-64).
+#[repr(align(128))]
+struct PaddedShard(RwLock<Shard>);
+
 /// One key of the table: its record as the store has it, the moments it
 /// stops working (in the clock's microseconds, so a check compares
 /// integers), and its state in memory, shared with the entries that replace
@@ -144,7 +152,7 @@ impl fmt::Debug for KeyEntry {
 /// # Ok::<(), lumyx_keys::Error>(())
 /// ```
 pub struct KeyTable {
-    shards: Box<[RwLock<Shard>]>,
+    shards: Box<[PaddedShard]>,
 }
 
 impl Default for KeyTable {
@@ -165,10 +173,10 @@ impl KeyTable {
         KeyTable {
             shards: (0..SHARDS)
                 .map(|_| {
-                    RwLock::new(Shard::with_capacity_and_hasher(
+                    PaddedShard(RwLock::new(Shard::with_capacity_and_hasher(
                         per_shard,
                         Default::default(),
-                    ))
+                    )))
                 })
                 .collect(),
         }
@@ -176,7 +184,7 @@ impl KeyTable {
 
     fn shard(&self, id: &KeyId) -> &RwLock<Shard> {
         // A byte the map's own hash does not use for buckets or tags.
-        &self.shards[id.as_bytes()[4] as usize % SHARDS]
+        &self.shards[id.as_bytes()[4] as usize % SHARDS].0
     }
 
     fn read(&self, id: &KeyId) -> RwLockReadGuard<'_, Shard> {
@@ -230,7 +238,7 @@ impl KeyTable {
     pub fn replace_all(&self, records: impl IntoIterator<Item = KeyRecord>) {
         let mut fresh: HashMap<KeyId, KeyRecord, KeyIdHashBuilder> = HashMap::default();
         fresh.extend(records.into_iter().map(|record| (record.id, record)));
-        for shard in self.shards.iter() {
+        for PaddedShard(shard) in self.shards.iter() {
             let mut shard = shard.write().unwrap_or_else(PoisonError::into_inner);
             shard.retain(|id, _| fresh.contains_key(id));
         }
@@ -243,7 +251,7 @@ impl KeyTable {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|shard| shard.read().unwrap_or_else(PoisonError::into_inner).len())
+            .map(|PaddedShard(shard)| shard.read().unwrap_or_else(PoisonError::into_inner).len())
             .sum()
     }
 
@@ -257,7 +265,7 @@ impl KeyTable {
         let mut records: Vec<Arc<KeyRecord>> = self
             .shards
             .iter()
-            .flat_map(|shard| {
+            .flat_map(|PaddedShard(shard)| {
                 let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
                 shard
                     .values()

@@ -258,6 +258,14 @@ fn an_admitted_request_carries_the_eight_headers() {
         ]
     );
     assert_eq!(headers.len(), 8);
+
+    // In memory the verdict is there at once, for the layer to use in place.
+    let header = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).unwrap();
+    let verdict = world.gate.check_if_at_once(Some(&header), Scope::Chat);
+    let Some(Verdict::Admitted(admitted)) = verdict else {
+        panic!("a memory gate decides at once");
+    };
+    assert_eq!(admitted.snapshot().minute.remaining, 58);
 }
 
 #[test]

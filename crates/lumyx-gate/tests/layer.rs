@@ -669,6 +669,9 @@ async fn a_backend_that_waits_is_polled_to_its_verdict() {
     assert_eq!(reply.status, 403);
     assert_eq!(reply.envelope()["code"], "insufficient_scope");
     assert_eq!(world.gate.backend().waited.load(Ordering::SeqCst), 3);
+    // Such a backend is never polled in place: the layer boxes its check.
+    assert!(world.gate.check_if_at_once(None, Scope::Models).is_none());
+    assert_eq!(world.gate.backend().waited.load(Ordering::SeqCst), 3);
 
     // Limits that cannot be decided: 503, and the handler is not called.
     world.gate.backend().down.store(true, Ordering::SeqCst);

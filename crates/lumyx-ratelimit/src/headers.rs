@@ -223,9 +223,12 @@ impl RateLimitHeaders {
     /// How many headers [`write_to`](RateLimitHeaders::write_to) writes: 8,
     /// 10 on a refusal by the minute limit, 11 on one by the day limit.
     pub fn len(&self) -> usize {
-        let mut count = 0;
-        self.for_each(|_, _| count += 1);
-        count
+        self.count()
+    }
+
+    /// The count [`len`](RateLimitHeaders::len) gives, without rendering.
+    fn count(&self) -> usize {
+        8 + 2 * usize::from(self.refusal.is_some()) + usize::from(self.should_retry().is_some())
     }
 
     /// Always `false`: there are at least the eight policy headers.
@@ -236,7 +239,7 @@ impl RateLimitHeaders {
     /// Inserts every header into `headers`, replacing values of the same
     /// names.
     pub fn write_to(&self, headers: &mut HeaderMap) {
-        headers.reserve(11);
+        headers.reserve(self.count());
         self.for_each(|name, value| {
             headers.insert(name, value);
         });
@@ -519,5 +522,38 @@ mod tests {
             "\"minute\";r=10000;t=86400, \"day\";r=10000;t=86400"
         );
         assert_eq!(headers[RateLimitHeaders::RETRY_AFTER_MS], "86400000");
+    }
+
+    #[test]
+    fn len_counts_what_is_written() {
+        let policy = crate::PolicySnapshot {
+            limit: 10,
+            remaining: 0,
+            reset: Duration::from_secs(5),
+            next_quota_in: Duration::from_secs(5),
+        };
+        let snapshot = Snapshot {
+            minute: policy,
+            day: policy,
+        };
+        let refused = |denied_by| {
+            Decision::Denied(crate::Denial {
+                denied_by,
+                retry_after: Duration::from_secs(5),
+                snapshot,
+            })
+        };
+        let decisions = [
+            (Decision::Admitted(snapshot), 8),
+            (refused(DeniedBy::Minute), 10),
+            (refused(DeniedBy::Day), 11),
+            (refused(DeniedBy::Both), 11),
+        ];
+        for (decision, expected) in decisions {
+            let headers = decision.headers();
+            assert_eq!(headers.len(), expected, "{decision:?}");
+            assert_eq!(headers.to_header_map().len(), expected, "{decision:?}");
+            assert_eq!(headers.to_string().lines().count(), expected);
+        }
     }
 }

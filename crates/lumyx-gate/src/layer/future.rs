@@ -21,27 +21,26 @@ pub(super) type Check = Pin<Box<dyn Future<Output = Verdict> + Send>>;
 
 pin_project! {
     /// The response future of [`GateService`](crate::GateService): polls the
-    /// gate's check, then either answers the refusal or polls the inner
-    /// service's future and adds the admitted request's headers to its
-    /// response.
+    /// gate's check (when the backend waits), then either answers the
+    /// refusal or polls the inner service's future and adds the admitted
+    /// request's headers to its response.
     pub struct ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,
     {
         #[pin]
-        state: State<S::Future, ReqBody>,
-        // The inner service `poll_ready` readied, called once admitted.
-        service: S,
+        state: State<S, S::Future, ReqBody, S::Response>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, ReqBody> {
-        // The gate is deciding; the request waits for its verdict.
+    enum State<S, F, ReqBody, Answer> {
+        // The gate is deciding; the request and the inner service that
+        // `poll_ready` readied wait for its verdict.
         Checking {
             check: Check,
-            request: Option<Request<ReqBody>>,
+            waiting: Option<(Request<ReqBody>, S)>,
         },
         // The inner service is answering an admitted request.
         Admitted {
@@ -49,8 +48,10 @@ pin_project! {
             future: F,
             admitted: Admitted,
         },
-        // The request was refused, and the refusal answered.
-        Denied,
+        // The request was refused: its answer, until polled.
+        Refused {
+            response: Option<Answer>,
+        },
     }
 }
 
@@ -58,15 +59,68 @@ impl<S, ReqBody> ResponseFuture<S, ReqBody>
 where
     S: Service<Request<ReqBody>>,
 {
-    pub(super) fn new(check: Check, request: Request<ReqBody>, service: S) -> Self {
+    /// The future of a request whose verdict `check` will give; `service`
+    /// answers it if it is admitted.
+    pub(super) fn checking(check: Check, request: Request<ReqBody>, service: S) -> Self {
         ResponseFuture {
             state: State::Checking {
                 check,
-                request: Some(request),
+                waiting: Some((request, service)),
             },
-            service,
         }
     }
+
+    /// The future of a request with its verdict: an admitted request goes
+    /// to `service` now.
+    pub(super) fn decided<ResBody>(
+        verdict: Verdict,
+        request: Request<ReqBody>,
+        service: &mut S,
+    ) -> Self
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        ResBody: From<Bytes>,
+    {
+        ResponseFuture {
+            state: State::decided(verdict, request, service),
+        }
+    }
+}
+
+impl<S, F, ReqBody, ResBody> State<S, F, ReqBody, Response<ResBody>>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>, Future = F>,
+    ResBody: From<Bytes>,
+{
+    /// The state after the verdict: the inner service answering an admitted
+    /// request, or the refusal.
+    fn decided(verdict: Verdict, request: Request<ReqBody>, service: &mut S) -> Self {
+        match verdict {
+            Verdict::Admitted(admitted) => State::Admitted {
+                future: call_admitted(service, request, &admitted),
+                admitted,
+            },
+            Verdict::Denied(denied) => State::Refused {
+                response: Some(refusal(&denied)),
+            },
+        }
+    }
+}
+
+/// Calls `service` with an admitted request, its [`Authenticated`] in its
+/// extensions.
+fn call_admitted<S, ReqBody>(
+    service: &mut S,
+    mut request: Request<ReqBody>,
+    admitted: &Admitted,
+) -> S::Future
+where
+    S: Service<Request<ReqBody>>,
+{
+    request
+        .extensions_mut()
+        .insert(Authenticated::from(admitted));
+    service.call(request)
 }
 
 impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
@@ -80,31 +134,25 @@ where
         loop {
             let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
-                StateProj::Checking { check, request } => {
+                StateProj::Checking { check, waiting } => {
                     let verdict = ready!(check.as_mut().poll(cx));
-                    let mut request = request
+                    let (request, mut service) = waiting
                         .take()
                         .expect("the request leaves the checking state with its verdict");
-                    match verdict {
-                        Verdict::Denied(denied) => {
-                            this.state.set(State::Denied);
-                            return Poll::Ready(Ok(refusal(&denied)));
-                        }
-                        Verdict::Admitted(admitted) => {
-                            request
-                                .extensions_mut()
-                                .insert(Authenticated::from(&admitted));
-                            let future = this.service.call(request);
-                            this.state.set(State::Admitted { future, admitted });
-                        }
-                    }
+                    let state = State::decided(verdict, request, &mut service);
+                    this.state.set(state);
                 }
                 StateProj::Admitted { future, admitted } => {
                     let mut response = ready!(future.poll(cx))?;
                     admitted.write_headers(response.headers_mut());
                     return Poll::Ready(Ok(response));
                 }
-                StateProj::Denied => panic!("a gate's response future polled after it answered"),
+                StateProj::Refused { response } => {
+                    let response = response
+                        .take()
+                        .expect("a gate's response future polled after it answered");
+                    return Poll::Ready(Ok(response));
+                }
             }
         }
     }
@@ -129,7 +177,7 @@ where
         let state = match &self.state {
             State::Checking { .. } => "checking",
             State::Admitted { .. } => "admitted",
-            State::Denied => "denied",
+            State::Refused { .. } => "refused",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

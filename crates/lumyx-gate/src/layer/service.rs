@@ -21,17 +21,21 @@ use crate::{Backend, Gate};
 /// [`GateLayer`](crate::GateLayer) makes of an inner service (its docs say
 /// what a request and its response go through).
 ///
-/// Per request it allocates the check, boxed, because the gate's `check` is
-/// an `async fn` whose future cannot be named in
+/// Over a backend that [decides at once](crate::Backend::DECIDES_AT_ONCE)
+/// ([`MemoryBackend`](crate::MemoryBackend)) the gate decides inside
+/// `call`, and an admitted request goes to the inner service right away:
+/// nothing is boxed or cloned.
+/// Over one that waits (Redis) the check is boxed, because the gate's
+/// `check` is an `async fn` whose future cannot be named in
 /// [`Service::Future`](tower_service::Service::Future): one allocation of
-/// that future's size, even over a backend that answers at once (a check
-/// over [`MemoryBackend`](crate::MemoryBackend) completes on its first
-/// poll). The check owns a clone of the `Arc` of the gate and of the
+/// that future's size, owning a clone of the `Arc` of the gate and of the
 /// `Authorization` header value (a reference count for the values hyper
-/// parses). Then an admitted request's [`Authenticated`](crate::Authenticated)
-/// goes into its extensions (the extension map's allocations) and its
-/// headers are rendered into the response; a denial renders its envelope
-/// and headers. The inner service's future is not boxed.
+/// parses), and the inner service is cloned to answer once the verdict
+/// comes (tower's pattern for a service called from its future). Either
+/// way an admitted request's [`Authenticated`](crate::Authenticated) goes
+/// into its extensions (the extension map's allocations) and its headers
+/// are rendered into the response; a denial renders its envelope and
+/// headers. The inner service's future is not boxed.
 pub struct GateService<S, B, C = SystemClock> {
     inner: S,
     gate: Arc<Gate<B, C>>,
@@ -87,16 +91,21 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         mark_authorization_sensitive(request.headers_mut());
+        let authorization = request.headers().get(AUTHORIZATION);
+        if let Some(verdict) = self.gate.check_if_at_once(authorization, self.scope) {
+            // Decided: the instance that `poll_ready` readied answers now.
+            return ResponseFuture::decided(verdict, request, &mut self.inner);
+        }
         let gate = Arc::clone(&self.gate);
-        let authorization = request.headers().get(AUTHORIZATION).cloned();
+        let authorization = authorization.cloned();
         let scope = self.scope;
         let check: Check = Box::pin(async move { gate.check(authorization.as_ref(), scope).await });
-        // The instance that `poll_ready` readied goes with this request; the
-        // clone stays for the next one (tower's "be careful when cloning
-        // inner services").
+        // The instance that `poll_ready` readied waits with this request for
+        // its verdict; the clone stays for the next one (tower's "be careful
+        // when cloning inner services").
         let mut inner = self.inner.clone();
         mem::swap(&mut self.inner, &mut inner);
-        ResponseFuture::new(check, request, inner)
+        ResponseFuture::checking(check, request, inner)
     }
 }
 
