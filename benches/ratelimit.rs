@@ -30,6 +30,9 @@ use lumyx_test_support::RedisServer;
 
 #[path = "interleave.rs"]
 mod interleave;
+#[path = "resident.rs"]
+mod resident;
+use resident::rss;
 
 const MANY_KEYS: u64 = 100_000;
 
@@ -258,13 +261,6 @@ fn report_denials(who: &str, id: &str, counts: &(AtomicU64, AtomicU64)) {
 
 fn plural_threads(threads: u64) -> String {
     format!("{threads} thread{}", if threads > 1 { "s" } else { "" })
-}
-
-/// Resident set size in bytes, from /proc (Linux).
-fn rss() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
 }
 
 fn memory_report() {
