@@ -65,14 +65,7 @@ fn gate_with_table() -> (MemoryGate, ManualClock, Vec<HeaderValue>) {
     let limits = Limits::new(1000, 10_000).unwrap();
     for i in 0..TABLE_SIZE {
         let key = ApiKey::generate().unwrap();
-        let record = KeyRecord::new(
-            key.as_key_ref(),
-            "bench",
-            "acct",
-            start() - TimeDelta::days(1),
-        )
-        .with_limits(limits);
-        table.put(record);
+        table.put(record_of(&key).with_limits(limits));
         if i % (TABLE_SIZE / IN_TURN) == 0 && headers.len() < IN_TURN {
             headers.push(bearer(&key));
         }
@@ -96,16 +89,20 @@ fn bearer(key: &ApiKey) -> HeaderValue {
     HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).unwrap()
 }
 
-/// Adds a key with this record's settings to the gate's table.
-fn add_key(gate: &MemoryGate, edit: impl FnOnce(KeyRecord) -> KeyRecord) -> HeaderValue {
-    let key = ApiKey::generate().unwrap();
-    let record = KeyRecord::new(
+/// The record of a key created the day before the benches' clock starts.
+fn record_of(key: &ApiKey) -> KeyRecord {
+    KeyRecord::new(
         key.as_key_ref(),
         "bench",
         "acct",
         start() - TimeDelta::days(1),
-    );
-    gate.table().put(edit(record));
+    )
+}
+
+/// Adds a key with this record's settings to the gate's table.
+fn add_key(gate: &MemoryGate, edit: impl FnOnce(KeyRecord) -> KeyRecord) -> HeaderValue {
+    let key = ApiKey::generate().unwrap();
+    gate.table().put(edit(record_of(&key)));
     bearer(&key)
 }
 

@@ -280,12 +280,14 @@ impl KeyRecord {
         self
     }
 
-    /// Whether the key is active, expired or revoked at `now`. Revocation
-    /// wins over expiry when both have happened.
+    /// Whether the key is active, expired or revoked at `now`. Expiry is
+    /// checked first, as the error table orders them: a key that has both
+    /// expired and been revoked is expired (`api_key_expired`), whichever
+    /// happened first.
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
-        match (self.revoked_at, self.expires_at) {
-            (Some(revoked_at), _) if revoked_at <= now => KeyStatus::Revoked(revoked_at),
-            (_, Some(expires_at)) if expires_at <= now => KeyStatus::Expired(expires_at),
+        match (self.expires_at, self.revoked_at) {
+            (Some(expires_at), _) if expires_at <= now => KeyStatus::Expired(expires_at),
+            (_, Some(revoked_at)) if revoked_at <= now => KeyStatus::Revoked(revoked_at),
             _ => KeyStatus::Active,
         }
     }

@@ -89,10 +89,22 @@ fn status_follows_expiry_and_revocation() {
         revoked.status(created + hour),
         KeyStatus::Expired(created + hour)
     );
-    // Revocation wins once both have happened.
+    // Once both have happened, expiry answers: the error table checks it
+    // before revocation, as the gate does.
     assert_eq!(
         revoked.status(created + hour * 3),
-        KeyStatus::Revoked(created + hour * 2)
+        KeyStatus::Expired(created + hour)
+    );
+    // Revoked before it expired: still expired once both have happened.
+    let mut revoked_early = expiring.clone();
+    revoked_early.revoked_at = Some(created + hour / 2);
+    assert_eq!(
+        revoked_early.status(created + hour / 2),
+        KeyStatus::Revoked(created + hour / 2)
+    );
+    assert_eq!(
+        revoked_early.status(created + hour * 3),
+        KeyStatus::Expired(created + hour)
     );
 }
 
