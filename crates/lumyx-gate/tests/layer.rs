@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, TimeDelta, Utc};
 use lumyx_gate::{Authenticated, Backend, Gate, GateLayer, KeyEntry, KeyTable, MemoryBackend};
-use lumyx_keys::{ApiKey, KeyRecord, Limits, Scope, Scopes};
+use lumyx_keys::{ApiKey, KeyId, KeyRecord, Limits, Scope, Scopes};
 use lumyx_ratelimit::{Clock, Counted, Decision, ManualClock, Snapshot, Timestamp, Usage};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -109,6 +109,17 @@ fn app<B: Backend>(gate: &Arc<Gate<B, ManualClock>>, calls: Arc<Calls>) -> Route
             get(broken).route_layer(GateLayer::new(gate.clone(), Scope::Models)),
         )
         .with_state(calls)
+        .layer(axum::middleware::map_response(show_key_id))
+}
+
+/// What an outer layer (a request log) sees: the key's id in the response's
+/// extensions, shown here as `x-test-key-id`.
+async fn show_key_id(mut response: axum::response::Response) -> axum::response::Response {
+    if let Some(id) = response.extensions().get::<KeyId>().copied() {
+        let value = HeaderValue::from_str(&id.to_string()).unwrap();
+        response.headers_mut().insert("x-test-key-id", value);
+    }
+    response
 }
 
 /// An axum server on a free loopback port, stopped gracefully by `stop`.
@@ -364,6 +375,7 @@ async fn missing_malformed_and_unknown_keys_answer_401_and_never_reach_the_handl
             assert_eq!(error["type"], "invalid_request_error");
             assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
             assert!(reply.rate_limit_headers().is_empty());
+            assert_eq!(reply.header("x-test-key-id"), None);
             assert_no_secret(&reply, &key);
         }
     }
@@ -371,6 +383,8 @@ async fn missing_malformed_and_unknown_keys_answer_401_and_never_reach_the_handl
     // The key itself is admitted: the refusals were about the header.
     let reply = world.send_key("GET", "/v1/models", &key).await;
     assert_eq!(reply.status, 200);
+    let id = key.id().to_string();
+    assert_eq!(reply.header("x-test-key-id"), Some(id.as_str()));
     assert_eq!(world.calls.models.load(Ordering::SeqCst), 1);
     world.stop().await;
 }
@@ -403,6 +417,8 @@ async fn expired_and_revoked_keys_answer_403_without_limits() {
         assert_no_secret(&reply, key);
         assert!(reply.rate_limit_headers().is_empty());
         assert_eq!(reply.header("www-authenticate"), None);
+        let id = key.id().to_string();
+        assert_eq!(reply.header("x-test-key-id"), Some(id.as_str()));
     }
     assert_eq!(world.calls.total(), 0);
     world.stop().await;

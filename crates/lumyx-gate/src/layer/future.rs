@@ -145,6 +145,7 @@ where
                 StateProj::Admitted { future, admitted } => {
                     let mut response = ready!(future.poll(cx))?;
                     admitted.write_headers(response.headers_mut());
+                    response.extensions_mut().insert(admitted.record().id);
                     return Poll::Ready(Ok(response));
                 }
                 StateProj::Refused { response } => {
@@ -166,6 +167,9 @@ fn refusal<ResBody: From<Bytes>>(denied: &Denied) -> Response<ResBody> {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     denied.write_headers(headers);
+    if let Some(record) = denied.record() {
+        response.extensions_mut().insert(record.id);
+    }
     response
 }
 
