@@ -17,7 +17,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, TimeDelta, Utc};
-use lumyx_gate::{Authenticated, Backend, Gate, GateLayer, KeyEntry, KeyTable, MemoryBackend};
+use lumyx_gate::{
+    Authenticated, Backend, Gate, GateLayer, KeyEntry, KeyTable, MemoryBackend, Refusal,
+};
 use lumyx_keys::{ApiKey, KeyId, KeyRecord, Limits, Scope, Scopes};
 use lumyx_ratelimit::{Clock, Counted, Decision, ManualClock, Snapshot, Timestamp, Usage};
 use serde_json::{Value, json};
@@ -118,6 +120,10 @@ async fn show_key_id(mut response: axum::response::Response) -> axum::response::
     if let Some(id) = response.extensions().get::<KeyId>().copied() {
         let value = HeaderValue::from_str(&id.to_string()).unwrap();
         response.headers_mut().insert("x-test-key-id", value);
+    }
+    if let Some(refusal) = response.extensions().get::<Refusal>().copied() {
+        let value = HeaderValue::from_str(&format!("{refusal:?}")).unwrap();
+        response.headers_mut().insert("x-test-refusal", value);
     }
     response
 }
@@ -376,6 +382,7 @@ async fn missing_malformed_and_unknown_keys_answer_401_and_never_reach_the_handl
             assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
             assert!(reply.rate_limit_headers().is_empty());
             assert_eq!(reply.header("x-test-key-id"), None);
+            assert!(reply.header("x-test-refusal").is_some());
             assert_no_secret(&reply, &key);
         }
     }
@@ -385,6 +392,7 @@ async fn missing_malformed_and_unknown_keys_answer_401_and_never_reach_the_handl
     assert_eq!(reply.status, 200);
     let id = key.id().to_string();
     assert_eq!(reply.header("x-test-key-id"), Some(id.as_str()));
+    assert_eq!(reply.header("x-test-refusal"), None);
     assert_eq!(world.calls.models.load(Ordering::SeqCst), 1);
     world.stop().await;
 }
@@ -419,6 +427,8 @@ async fn expired_and_revoked_keys_answer_403_without_limits() {
         assert_eq!(reply.header("www-authenticate"), None);
         let id = key.id().to_string();
         assert_eq!(reply.header("x-test-key-id"), Some(id.as_str()));
+        let refusal = if code == "api_key_expired" { "KeyExpired" } else { "KeyRevoked" };
+        assert_eq!(reply.header("x-test-refusal"), Some(refusal));
     }
     assert_eq!(world.calls.total(), 0);
     world.stop().await;

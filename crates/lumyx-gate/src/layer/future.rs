@@ -167,6 +167,7 @@ fn refusal<ResBody: From<Bytes>>(denied: &Denied) -> Response<ResBody> {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     denied.write_headers(headers);
+    response.extensions_mut().insert(denied.refusal());
     if let Some(record) = denied.record() {
         response.extensions_mut().insert(record.id);
     }

@@ -37,10 +37,11 @@ use crate::{Backend, Gate};
 /// are rendered into the response; a denial renders its envelope and
 /// headers. The inner service's future is not boxed.
 ///
-/// Every response to a request whose key was found in the table (admitted,
-/// or refused after the key was known) carries the key's
-/// [`KeyId`](lumyx_keys::KeyId) in its extensions, for an outer layer that
-/// logs or counts per key; no other response has one.
+/// For an outer layer that logs or counts: every response to a request
+/// whose key was found in the table (admitted, or refused after the key was
+/// known) carries the key's [`KeyId`](lumyx_keys::KeyId) in its
+/// extensions, and every refusal its [`Refusal`](crate::Refusal); a
+/// response with neither did not pass through the gate.
 pub struct GateService<S, B, C = SystemClock> {
     inner: S,
     gate: Arc<Gate<B, C>>,

@@ -1,0 +1,103 @@
+//! Conversation history: what `/v1/conversations` serves and what a chat
+//! completion with `conversation_id` reads and extends. Each conversation
+//! belongs to the owner (account) of the key that created it; every call
+//! names the owner, and another owner's conversation is "not found", never
+//! "forbidden", so its existence is not told.
+//!
+//! Two stores keep the same contract: [`MemoryConversations`] in this
+//! process, and [`RedisConversations`] shared by every instance.
+
+use async_trait::async_trait;
+use lumyx_api_types::{Conversation, ConversationMessage, ListPage, ListParams, Metadata, Role};
+
+mod memory;
+mod redis;
+
+pub use self::memory::MemoryConversations;
+pub use self::redis::RedisConversations;
+
+/// Why a store could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot answer now (Redis unreachable or refusing): the
+    /// API answers 503.
+    #[error("the conversation store is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store holds something it cannot read: the API answers 500.
+    #[error("the conversation store holds data it cannot read: {0}")]
+    Corrupt(String),
+    /// `after` names no item of the list asked for: the API answers 400
+    /// `invalid_value` with `param` `after`.
+    #[error("`after` names no item of this list")]
+    UnknownCursor,
+}
+
+/// Where conversations and their messages live.
+///
+/// Lists follow [`ListParams`]: `limit` items (default 20), `order` by
+/// creation (`desc`, newest first, by default; the order of creation within
+/// the store breaks ties of equal times), starting after the item `after`
+/// names in that order. A page's `has_more` says whether items follow it.
+///
+/// Ids are made by the store: `conv_` and `msg_`, each with 24 random hex
+/// digits. Times are Unix seconds of the store's clock.
+#[async_trait]
+pub trait ConversationStore: Send + Sync + 'static {
+    /// A new conversation of `owner`, with `metadata` and first `messages`.
+    async fn create(
+        &self,
+        owner: &str,
+        metadata: Option<Metadata>,
+        messages: Vec<(Role, String)>,
+    ) -> Result<Conversation, StoreError>;
+
+    /// The conversation `id`, if it exists and is `owner`'s.
+    async fn get(&self, owner: &str, id: &str) -> Result<Option<Conversation>, StoreError>;
+
+    /// Replaces the metadata of `owner`'s conversation `id`; `None` when
+    /// there is no such conversation.
+    async fn update(
+        &self,
+        owner: &str,
+        id: &str,
+        metadata: Metadata,
+    ) -> Result<Option<Conversation>, StoreError>;
+
+    /// Deletes `owner`'s conversation `id` and its messages; `false` when
+    /// there was no such conversation.
+    async fn delete(&self, owner: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// A page of `owner`'s conversations.
+    async fn list(
+        &self,
+        owner: &str,
+        page: &ListParams,
+    ) -> Result<ListPage<Conversation>, StoreError>;
+
+    /// Adds `messages` at the end of `owner`'s conversation `id`, and
+    /// answers them as stored; `None` when there is no such conversation.
+    async fn append(
+        &self,
+        owner: &str,
+        id: &str,
+        messages: Vec<(Role, String)>,
+    ) -> Result<Option<Vec<ConversationMessage>>, StoreError>;
+
+    /// A page of the messages of `owner`'s conversation `id`; `None` when
+    /// there is no such conversation.
+    async fn messages(
+        &self,
+        owner: &str,
+        id: &str,
+        page: &ListParams,
+    ) -> Result<Option<ListPage<ConversationMessage>>, StoreError>;
+
+    /// Every message of `owner`'s conversation `id`, oldest first: the
+    /// history a chat completion replays; `None` when there is no such
+    /// conversation.
+    async fn history(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> Result<Option<Vec<ConversationMessage>>, StoreError>;
+}

@@ -1,0 +1,30 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod admin;
+mod config;
+mod conversations;
+mod error;
+mod extract;
+mod logging;
+mod metrics;
+mod model;
+mod personas;
+mod request_id;
+mod router;
+mod routes;
+mod server;
+mod state;
+mod tokens;
+
+pub use admin::AdminToken;
+pub use config::{Config, ConfigError, LogFormat, StoreConfig};
+pub use conversations::{
+    ConversationStore, MemoryConversations, RedisConversations, StoreError,
+};
+pub use logging::init_logging;
+pub use model::{ChatModel, Completion, DemoModel, Piece, Prompt, TextStream};
+pub use personas::Personas;
+pub use server::{RunningServer, Server, StartError, Started};
+pub use tokens::count_tokens;
