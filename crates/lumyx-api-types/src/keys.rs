@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::error::ErrorCode;
 use crate::limits::{DEFAULT_DAILY_LIMIT, DEFAULT_RATE_LIMIT_PER_MINUTE};
+use crate::list::{ListOrder, ListParams};
 
 open_enum! {
     /// An endpoint group a key may call. A key created without `scopes` may
@@ -206,6 +207,83 @@ impl fmt::Debug for CreatedKey {
             .field("key", &self.record.hint)
             .field("record", &self.record)
             .finish()
+    }
+}
+
+/// The body of `POST /v1/keys/{id}`: the fields to change, each optional;
+/// the key's limiter state is kept. `expires_at: null` removes the expiry,
+/// a left-out field is unchanged.
+///
+/// ```
+/// use lumyx_api_types::{UpdateKeyRequest, Validate};
+///
+/// let update: UpdateKeyRequest =
+///     serde_json::from_str(r#"{"rate_limit_per_minute":120,"expires_at":null}"#).unwrap();
+/// assert_eq!(update.rate_limit_per_minute, Some(120));
+/// assert_eq!(update.expires_at, Some(None));
+/// assert!(update.validate().is_ok());
+///
+/// let unchanged: UpdateKeyRequest = serde_json::from_str("{}").unwrap();
+/// assert_eq!(unchanged.expires_at, None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UpdateKeyRequest {
+    /// A new name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New requests per minute, 1 to 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
+    /// New requests per UTC day, 1 to 10000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_limit: Option<u32>,
+    /// A new expiry in Unix seconds (`Some(Some(_))`), none (`Some(None)`,
+    /// written `null`), or unchanged (`None`, left out).
+    #[serde(
+        default,
+        with = "crate::wire::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<Option<i64>>,
+    /// New endpoint groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<Scope>>,
+}
+
+/// Query parameters of `GET /v1/keys`: the keys of `owner` (every owner's
+/// when left out), a page of them as [`ListParams`] asks.
+///
+/// ```
+/// use lumyx_api_types::{KeyListParams, Validate};
+///
+/// let params: KeyListParams = serde_json::from_str(r#"{"owner":"acct_1","limit":2}"#).unwrap();
+/// assert_eq!(params.page().limit, Some(2));
+/// assert!(params.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KeyListParams {
+    /// Only this owner's keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Items per page, 1 to 100, default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Sort order by creation time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<ListOrder>,
+    /// Cursor: the id of the key after which the page starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+impl KeyListParams {
+    /// The page asked for.
+    pub fn page(&self) -> ListParams {
+        ListParams {
+            limit: self.limit,
+            order: self.order.clone(),
+            after: self.after.clone(),
+        }
     }
 }
 

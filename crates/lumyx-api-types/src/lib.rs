@@ -32,8 +32,8 @@ pub use conversations::{
 };
 pub use error::{ApiError, ErrorCode, ErrorType};
 pub use keys::{
-    CreateKeyRequest, CreatedKey, DayUsage, KeyRecord, KeyUsage, LimitState, RotateKeyRequest,
-    Scope, UsageCounts, UsageLimits,
+    CreateKeyRequest, CreatedKey, DayUsage, KeyListParams, KeyRecord, KeyUsage, LimitState,
+    RotateKeyRequest, Scope, UpdateKeyRequest, UsageCounts, UsageLimits,
 };
 pub use limits::{
     CHOICES_RANGE, DAILY_LIMIT_RANGE, DEFAULT_DAILY_LIMIT, DEFAULT_LIST_LIMIT,

@@ -46,6 +46,42 @@ impl<T> ListPage<T> {
             has_more,
         }
     }
+
+    /// The page `params` asks for of `items`, which come oldest first:
+    /// reversed for `order=desc` (the default), started after the item
+    /// `after` names, cut to `limit`. `None` when `after` names no item.
+    ///
+    /// ```
+    /// use lumyx_api_types::{ListOrder, ListPage, ListParams};
+    ///
+    /// let items = vec!["a", "b", "c"];
+    /// let params = ListParams { limit: Some(1), order: Some(ListOrder::Asc), after: Some("a".into()) };
+    /// let page = ListPage::paginate(items.clone(), &params, |item| item).unwrap();
+    /// assert_eq!((page.data, page.has_more), (vec!["b"], true));
+    ///
+    /// let newest = ListPage::paginate(items.clone(), &ListParams::default(), |item| item).unwrap();
+    /// assert_eq!((newest.data, newest.has_more), (vec!["c", "b", "a"], false));
+    ///
+    /// let lost = ListParams { after: Some("z".into()), ..ListParams::default() };
+    /// assert!(ListPage::paginate(items, &lost, |item| item).is_none());
+    /// ```
+    pub fn paginate(
+        mut items: Vec<T>,
+        params: &ListParams,
+        id: impl Fn(&T) -> &str,
+    ) -> Option<Self> {
+        if params.order.as_ref() != Some(&ListOrder::Asc) {
+            items.reverse();
+        }
+        let start = match &params.after {
+            Some(after) => items.iter().position(|item| id(item) == after.as_str())? + 1,
+            None => 0,
+        };
+        let limit = usize::try_from(params.limit_or_default()).unwrap_or(usize::MAX);
+        let has_more = items.len() - start > limit;
+        let data: Vec<T> = items.into_iter().skip(start).take(limit).collect();
+        Some(Self::new(data, has_more, id))
+    }
 }
 
 /// A list that is not paginated, such as models and personas:

@@ -15,7 +15,7 @@ use crate::client_text::shown;
 use crate::conversations::{CreateConversationRequest, UpdateConversationRequest};
 use crate::error::ApiError;
 use crate::json_path;
-use crate::keys::{CreateKeyRequest, RotateKeyRequest, Scope};
+use crate::keys::{CreateKeyRequest, KeyListParams, RotateKeyRequest, Scope, UpdateKeyRequest};
 use crate::limits::{
     CHOICES_RANGE, DAILY_LIMIT_RANGE, EXPIRES_AT_RANGE, LIST_LIMIT_RANGE, MAX_GRACE_PERIOD_SECONDS,
     METADATA_MAX_KEY_CHARS, METADATA_MAX_PAIRS, METADATA_MAX_VALUE_CHARS,
@@ -442,35 +442,66 @@ impl Validate for CreateKeyRequest {
     fn validate(&self) -> Result<(), ApiError> {
         check_not_empty("name", &self.name)?;
         check_not_empty("owner", &self.owner)?;
-        if let Some(rpm) = self.rate_limit_per_minute {
-            check_rate_limit_per_minute(rpm)?;
-        }
-        if let Some(daily) = self.daily_limit {
-            check_daily_limit(daily)?;
-        }
-        if let Some(expires_at) = self.expires_at {
-            check_expires_at(expires_at)?;
-        }
-        if let Some(scopes) = &self.scopes {
-            if scopes.is_empty() {
-                return Err(ApiError::invalid_value(
-                    "scopes",
-                    "expected at least one scope (leave 'scopes' out for all of them)",
-                ));
-            }
-            if let Some((index, scope)) = scopes.iter().enumerate().find(|(_, s)| !s.is_known()) {
-                return Err(ApiError::invalid_value(
-                    format!("scopes[{index}]"),
-                    format_args!(
-                        "expected one of {}{}",
-                        known_list(Scope::KNOWN),
-                        got(scope.as_str())
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        check_key_settings(
+            self.rate_limit_per_minute,
+            self.daily_limit,
+            self.expires_at,
+            self.scopes.as_deref(),
+        )
     }
+}
+
+/// The same checks as [`CreateKeyRequest`]'s, on the fields present.
+impl Validate for UpdateKeyRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(name) = &self.name {
+            check_not_empty("name", name)?;
+        }
+        check_key_settings(
+            self.rate_limit_per_minute,
+            self.daily_limit,
+            self.expires_at.flatten(),
+            self.scopes.as_deref(),
+        )
+    }
+}
+
+/// The limits, expiry and scopes of a key's creation or update, each when
+/// present.
+fn check_key_settings(
+    rate_limit_per_minute: Option<u32>,
+    daily_limit: Option<u32>,
+    expires_at: Option<i64>,
+    scopes: Option<&[Scope]>,
+) -> Result<(), ApiError> {
+    if let Some(rpm) = rate_limit_per_minute {
+        check_rate_limit_per_minute(rpm)?;
+    }
+    if let Some(daily) = daily_limit {
+        check_daily_limit(daily)?;
+    }
+    if let Some(expires_at) = expires_at {
+        check_expires_at(expires_at)?;
+    }
+    if let Some(scopes) = scopes {
+        if scopes.is_empty() {
+            return Err(ApiError::invalid_value(
+                "scopes",
+                "expected at least one scope (leave 'scopes' out for all of them)",
+            ));
+        }
+        if let Some((index, scope)) = scopes.iter().enumerate().find(|(_, s)| !s.is_known()) {
+            return Err(ApiError::invalid_value(
+                format!("scopes[{index}]"),
+                format_args!(
+                    "expected one of {}{}",
+                    known_list(Scope::KNOWN),
+                    got(scope.as_str())
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks `grace_period_seconds`: at most
@@ -488,6 +519,16 @@ impl Validate for RotateKeyRequest {
             )?;
         }
         Ok(())
+    }
+}
+
+/// Checks `owner` (not empty when given) and the page as [`ListParams`].
+impl Validate for KeyListParams {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(owner) = &self.owner {
+            check_not_empty("owner", owner)?;
+        }
+        self.page().validate()
     }
 }
 

@@ -851,3 +851,29 @@ fn a_single_message_validates_on_its_own() {
         Some("messages[0].content[0].type"),
     );
 }
+
+#[test]
+fn a_key_update_is_checked_like_a_creation_on_the_fields_present() {
+    use lumyx_api_types::UpdateKeyRequest;
+    let cases = [
+        (r#"{"rate_limit_per_minute":0}"#, "rate_limit_per_minute"),
+        (r#"{"rate_limit_per_minute":1001}"#, "rate_limit_per_minute"),
+        (r#"{"daily_limit":10001}"#, "daily_limit"),
+        (r#"{"expires_at":253402300800}"#, "expires_at"),
+        (r#"{"scopes":[]}"#, "scopes"),
+        (r#"{"scopes":["chat","admin"]}"#, "scopes[1]"),
+        (r#"{"name":"  "}"#, "name"),
+    ];
+    for (body, param) in cases {
+        let error = lumyx_api_types::parse_json::<UpdateKeyRequest>(body.as_bytes()).unwrap_err();
+        assert_eq!(error.param(), Some(param), "{body}");
+        assert_eq!(error.code().unwrap().as_str(), "invalid_value", "{body}");
+    }
+    for body in [
+        "{}",
+        r#"{"expires_at":null}"#,
+        r#"{"name":"ci","rate_limit_per_minute":1000,"daily_limit":1,"scopes":["models"]}"#,
+    ] {
+        lumyx_api_types::parse_json::<UpdateKeyRequest>(body.as_bytes()).unwrap();
+    }
+}

@@ -34,7 +34,28 @@ use crate::error::Failure;
 #[derive(Clone)]
 pub struct AdminToken {
     token: Zeroizing<String>,
-    digest: [u8; 32],
+    digest: TokenDigest,
+}
+
+/// The SHA-256 digest of an admin token: all a server needs to check one,
+/// and what instances sharing a Redis agree on when the first of them made
+/// the token up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TokenDigest(pub(crate) [u8; 32]);
+
+impl TokenDigest {
+    /// Whether `presented` is the token of this digest, in time that does
+    /// not depend on where they differ.
+    pub(crate) fn matches(&self, presented: &[u8]) -> bool {
+        let presented: [u8; 32] = Sha256::digest(presented).into();
+        presented.ct_eq(&self.0).into()
+    }
+}
+
+impl fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenDigest(..)")
+    }
 }
 
 impl AdminToken {
@@ -60,7 +81,7 @@ impl AdminToken {
                 "an admin token is visible ASCII characters only, without spaces".to_owned(),
             );
         }
-        let digest = Sha256::digest(token.as_bytes()).into();
+        let digest = TokenDigest(Sha256::digest(token.as_bytes()).into());
         Ok(AdminToken { token, digest })
     }
 
@@ -84,8 +105,12 @@ impl AdminToken {
     /// Whether `presented` is this token, in time that does not depend on
     /// where they differ.
     pub fn matches(&self, presented: &[u8]) -> bool {
-        let presented: [u8; 32] = Sha256::digest(presented).into();
-        presented.ct_eq(&self.digest).into()
+        self.digest.matches(presented)
+    }
+
+    /// The token's digest.
+    pub(crate) fn digest(&self) -> TokenDigest {
+        self.digest
     }
 }
 
@@ -98,7 +123,7 @@ impl fmt::Debug for AdminToken {
 /// Middleware of the admin routes: a request without the admin token is
 /// answered 401 in the envelope, and the route never runs.
 pub(crate) async fn require_admin(
-    State(token): State<AdminToken>,
+    State(token): State<TokenDigest>,
     request: Request,
     next: Next,
 ) -> Response {

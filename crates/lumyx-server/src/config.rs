@@ -23,6 +23,16 @@ pub enum StoreConfig {
     Redis(RedisUrl),
 }
 
+impl StoreConfig {
+    /// `memory` or `redis`, for logs and the start banner.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StoreConfig::Memory => "memory",
+            StoreConfig::Redis(_) => "redis",
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -281,7 +291,10 @@ mod tests {
             ),
             (vec![("LUMYX_REDIS_OUTAGE", "maybe")], "LUMYX_REDIS_OUTAGE"),
             (vec![("LUMYX_LOG_FORMAT", "xml")], "LUMYX_LOG_FORMAT"),
-            (vec![("LUMYX_REQUEST_TIMEOUT_SECS", "0")], "LUMYX_REQUEST_TIMEOUT_SECS"),
+            (
+                vec![("LUMYX_REQUEST_TIMEOUT_SECS", "0")],
+                "LUMYX_REQUEST_TIMEOUT_SECS",
+            ),
             (vec![("LUMYX_DEMO_KEY", "yes")], "LUMYX_DEMO_KEY"),
         ] {
             let err = config(&vars).unwrap_err();

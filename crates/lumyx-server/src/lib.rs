@@ -11,6 +11,8 @@ mod logging;
 mod metrics;
 mod model;
 mod personas;
+mod program;
+mod random;
 mod request_id;
 mod router;
 mod routes;
@@ -21,10 +23,12 @@ mod tokens;
 pub use admin::AdminToken;
 pub use config::{Config, ConfigError, LogFormat, StoreConfig};
 pub use conversations::{
-    ConversationStore, MemoryConversations, RedisConversations, StoreError,
+    ConversationStore, MemoryConversations, RedisConversations, RedisConversationsBuilder,
+    StoreError,
 };
 pub use logging::init_logging;
 pub use model::{ChatModel, Completion, DemoModel, Piece, Prompt, TextStream};
 pub use personas::Personas;
-pub use server::{RunningServer, Server, StartError, Started};
+pub use program::run_from_env;
+pub use server::{DEMO_OWNER, RunningServer, Server, StartError, Started};
 pub use tokens::count_tokens;

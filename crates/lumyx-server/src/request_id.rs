@@ -82,10 +82,7 @@ mod tests {
     fn well_formed_ids_are_kept_and_others_replaced() {
         for kept in ["abc", "req_0123", "a-b_c.d:e/f", &"x".repeat(128)] {
             let value = HeaderValue::from_str(kept).unwrap();
-            assert_eq!(
-                RequestId::of_incoming(Some(&value)).unwrap().as_str(),
-                kept
-            );
+            assert_eq!(RequestId::of_incoming(Some(&value)).unwrap().as_str(), kept);
         }
         for replaced in ["", "a b", "a\"b", "<script>", &"x".repeat(129), "é"] {
             let value = HeaderValue::from_bytes(replaced.as_bytes()).unwrap();

@@ -53,7 +53,12 @@ pub(crate) fn prompt_tokens(messages: &[ChatMessage]) -> u32 {
         if let Some(name) = &message.name {
             tokens = tokens.saturating_add(count_tokens(name) + 1);
         }
-        for function in message.tool_calls.iter().flatten().filter_map(|call| call.function.as_ref()) {
+        for function in message
+            .tool_calls
+            .iter()
+            .flatten()
+            .filter_map(|call| call.function.as_ref())
+        {
             tokens = tokens.saturating_add(count_tokens(&function.name));
             tokens = tokens.saturating_add(count_tokens(&function.arguments));
         }

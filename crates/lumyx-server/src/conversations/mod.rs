@@ -14,7 +14,7 @@ mod memory;
 mod redis;
 
 pub use self::memory::MemoryConversations;
-pub use self::redis::RedisConversations;
+pub use self::redis::{RedisConversations, RedisConversationsBuilder};
 
 /// Why a store could not answer.
 #[derive(Debug, thiserror::Error)]

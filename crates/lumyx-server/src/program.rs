@@ -1,0 +1,54 @@
+//! The program behind `cargo run --example server` and the `lumyx-server`
+//! binary: read the environment, install the logs, start, print what the
+//! operator needs once, and serve until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+
+use lumyx_redis::Report;
+
+use crate::{Config, Server, init_logging};
+
+/// Runs a server configured by the environment (see [`Config::from_env`])
+/// until SIGINT or SIGTERM, on a new multi-threaded Tokio runtime. A bad
+/// variable, a store that cannot be opened or an address in use ends it
+/// with one line on standard error and exit code 2 (1 when serving fails).
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     lumyx_server::run_from_env()
+/// }
+/// ```
+pub fn run_from_env() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => return fail(&err, 2),
+    };
+    if let Err(err) = init_logging(config.log_format) {
+        eprintln!("lumyx-server: {err}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&err, 1),
+    };
+    runtime.block_on(async {
+        let running = match Server::new(config).start().await {
+            Ok(running) => running,
+            Err(err) => return fail(&err, 2),
+        };
+        println!("{}", running.started());
+        match running.run_until_signal().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err, 1),
+        }
+    })
+}
+
+/// Prints `err` with its causes on one line and answers `code`.
+fn fail(err: &(dyn std::error::Error + 'static), code: u8) -> ExitCode {
+    eprintln!("lumyx-server: {}", Report(err));
+    ExitCode::from(code)
+}

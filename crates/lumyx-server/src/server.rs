@@ -1,0 +1,498 @@
+//! Starting and stopping a server: the stores its configuration names, the
+//! demo key and admin token a first start makes, the listener, and a
+//! graceful shutdown that lets in-flight requests and streams finish.
+//!
+//! The choice of stores is made here, in [`Server::start`], and nowhere
+//! else: in memory, or every piece of state in Redis.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use chrono::Utc;
+use lumyx_gate::{Following, Gate, Keys, MemoryBackend, RedisBackend};
+use lumyx_keys::{ApiKey, KeyRecord, KeyStore, MemoryKeyStore, RedisKeyStore};
+use lumyx_ratelimit::RedisLimiter;
+use lumyx_redis::{RedisConnector, RedisUrl};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::admin::TokenDigest;
+use crate::conversations::{
+    ConversationStore, MemoryConversations, RedisConversations, StoreError,
+};
+use crate::metrics::{Metrics, PurposeLabels};
+use crate::router::router;
+use crate::state::{AppState, Measured};
+use crate::{AdminToken, ChatModel, Config, DemoModel, Personas, StoreConfig};
+
+/// The owner of the demo key a first start makes.
+pub const DEMO_OWNER: &str = "demo";
+
+/// Where instances sharing a Redis keep the digest of the admin token the
+/// first of them made up.
+const SHARED_ADMIN_DIGEST: &str = "lumyx:admin:token_sha256";
+
+/// A server to start: its configuration, its chat model and its personas.
+///
+/// ```no_run
+/// use lumyx_server::{Config, Server};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let running = Server::new(Config::from_env()?).start().await?;
+/// println!("{}", running.started());
+/// running.run_until_signal().await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// A real model is one [`ChatModel`] implementation away:
+/// `Server::new(config).with_model(MyModel::new())`.
+pub struct Server {
+    config: Config,
+    model: Arc<dyn ChatModel>,
+    personas: Personas,
+}
+
+impl Server {
+    /// A server of `config`, answering with the [`DemoModel`] as the
+    /// [demo personas](Personas::demo).
+    pub fn new(config: Config) -> Server {
+        Server {
+            config,
+            model: Arc::new(DemoModel),
+            personas: Personas::demo(),
+        }
+    }
+
+    /// The server with another chat model.
+    #[must_use]
+    pub fn with_model(mut self, model: impl ChatModel) -> Server {
+        self.model = Arc::new(model);
+        self
+    }
+
+    /// The server with other personas.
+    #[must_use]
+    pub fn with_personas(mut self, personas: Personas) -> Server {
+        self.personas = personas;
+        self
+    }
+
+    /// Opens the stores, makes the demo key and the admin token when they
+    /// are needed, and starts listening. Must be called inside a Tokio
+    /// runtime; the server runs until [`RunningServer::shutdown`].
+    ///
+    /// # Errors
+    /// When a store cannot be opened (Redis unreachable at start) or the
+    /// address cannot be listened on.
+    pub async fn start(self) -> Result<RunningServer, StartError> {
+        let Server {
+            config,
+            model,
+            personas,
+        } = self;
+        let metrics = Arc::new(Metrics::new());
+        let (router, keys, admin, following) = match &config.store {
+            StoreConfig::Memory => {
+                let keys = Keys::load(Arc::new(MemoryKeyStore::new()))
+                    .await
+                    .map_err(StartError::Keys)?;
+                let gate = Gate::new(
+                    Arc::clone(keys.table()),
+                    Measured::new(MemoryBackend::new(), None),
+                );
+                let admin = AdminSecret::local(config.admin_token.clone());
+                let state = AppState {
+                    gate: Arc::new(gate),
+                    keys: keys.clone(),
+                    conversations: Arc::new(MemoryConversations::new())
+                        as Arc<dyn ConversationStore>,
+                    model,
+                    personas,
+                    admin_token: admin.digest,
+                    metrics,
+                    request_timeout: config.request_timeout,
+                    degraded: None,
+                };
+                (router(Arc::new(state)), keys, admin, None)
+            }
+            StoreConfig::Redis(url) => {
+                let store = RedisKeyStore::builder(url.clone())
+                    .connect()
+                    .await
+                    .map_err(StartError::Keys)?;
+                let (keys, following) = Keys::load_following(store)
+                    .await
+                    .map_err(StartError::Keys)?;
+                let limiter = RedisLimiter::builder(url.clone())
+                    .outage_policy(config.outage_policy)
+                    .connect()
+                    .await
+                    .map_err(StartError::Limiter)?;
+                let calls = metrics
+                    .redis_calls
+                    .get_or_create(&PurposeLabels { purpose: "limits" })
+                    .clone();
+                let gate = Arc::new(Gate::new(
+                    Arc::clone(keys.table()),
+                    Measured::new(RedisBackend::new(limiter), Some(calls)),
+                ));
+                let conversations = RedisConversations::builder(url.clone())
+                    .connect()
+                    .await
+                    .map_err(StartError::Conversations)?;
+                let admin = AdminSecret::shared(config.admin_token.clone(), url).await?;
+                let degraded_gate = Arc::clone(&gate);
+                let state = AppState {
+                    gate,
+                    keys: keys.clone(),
+                    conversations: Arc::new(conversations) as Arc<dyn ConversationStore>,
+                    model,
+                    personas,
+                    admin_token: admin.digest,
+                    metrics,
+                    request_timeout: config.request_timeout,
+                    degraded: Some(Box::new(move || {
+                        degraded_gate.backend().inner().limiter().is_degraded()
+                    })),
+                };
+                (router(Arc::new(state)), keys, admin, Some(following))
+            }
+        };
+        let demo_key = if config.demo_key && keys.table().is_empty() {
+            Some(make_demo_key(&keys).await?)
+        } else {
+            None
+        };
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(serve(listener, router, stopped));
+        tracing::info!(addr = %local_addr, store = config.store.name(), "listening");
+        Ok(RunningServer {
+            started: Started {
+                addr: local_addr,
+                store: config.store.name(),
+                admin_token: admin.made_up,
+                admin_token_shared: admin.shared_elsewhere,
+                demo_key,
+            },
+            stop: Some(stop),
+            serving,
+            _following: following,
+        })
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .field("personas", &self.personas)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serves until `stopped` fires, then lets every open request finish.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    stopped: oneshot::Receiver<()>,
+) -> io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            // A dropped sender stops the server too.
+            let _ = stopped.await;
+            tracing::info!("shutting down: finishing the requests in flight");
+        })
+        .await
+}
+
+/// The admin token of a starting server: its digest, and the token itself
+/// when this start made it up (to be shown once).
+struct AdminSecret {
+    digest: TokenDigest,
+    made_up: Option<AdminToken>,
+    shared_elsewhere: bool,
+}
+
+impl AdminSecret {
+    /// The configured token, else a new one.
+    fn local(configured: Option<AdminToken>) -> AdminSecret {
+        match configured {
+            Some(token) => AdminSecret {
+                digest: token.digest(),
+                made_up: None,
+                shared_elsewhere: false,
+            },
+            None => {
+                let token = AdminToken::generate();
+                AdminSecret {
+                    digest: token.digest(),
+                    made_up: Some(token),
+                    shared_elsewhere: false,
+                }
+            }
+        }
+    }
+
+    /// The configured token, else the one every instance sharing the Redis
+    /// at `url` uses: the first to start makes it up and stores its digest
+    /// (never the token), the others take that digest.
+    async fn shared(
+        configured: Option<AdminToken>,
+        url: &RedisUrl,
+    ) -> Result<AdminSecret, StartError> {
+        if configured.is_some() {
+            return Ok(AdminSecret::local(configured));
+        }
+        let candidate = AdminToken::generate();
+        let mut connection = RedisConnector::new(url.clone())
+            .timeout(Duration::from_secs(2))
+            .connect_lazy()
+            .map_err(StartError::Redis)?;
+        let ours = hex::encode(candidate.digest().0);
+        let (stored,): (String,) = redis::pipe()
+            .cmd("SET")
+            .arg(SHARED_ADMIN_DIGEST)
+            .arg(&ours)
+            .arg("NX")
+            .ignore()
+            .cmd("GET")
+            .arg(SHARED_ADMIN_DIGEST)
+            .query_async(&mut connection)
+            .await
+            .map_err(StartError::Redis)?;
+        if stored == ours {
+            return Ok(AdminSecret {
+                digest: candidate.digest(),
+                made_up: Some(candidate),
+                shared_elsewhere: false,
+            });
+        }
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(&stored, &mut digest).map_err(|_| StartError::SharedAdminToken)?;
+        Ok(AdminSecret {
+            digest: TokenDigest(digest),
+            made_up: None,
+            shared_elsewhere: true,
+        })
+    }
+}
+
+/// A key named `demo` of the [`DEMO_OWNER`], with the default limits.
+async fn make_demo_key(keys: &Keys) -> Result<ApiKey, StartError> {
+    let key = ApiKey::generate().map_err(StartError::Keys)?;
+    let record = KeyRecord::new(key.as_key_ref(), "demo", DEMO_OWNER, Utc::now());
+    keys.insert(record).await.map_err(StartError::Keys)?;
+    Ok(key)
+}
+
+/// What a start made that the operator needs to see once: the address,
+/// the admin token and the demo key. Its `Display` is the banner the
+/// example server prints.
+pub struct Started {
+    /// Where the server listens.
+    pub addr: SocketAddr,
+    /// Where its state lives: `memory` or `redis`.
+    pub store: &'static str,
+    /// The admin token, when this start made it up (not when it was
+    /// configured or made by another instance sharing the Redis).
+    pub admin_token: Option<AdminToken>,
+    /// Whether the admin token was made up by another instance sharing the
+    /// Redis (it printed it).
+    pub admin_token_shared: bool,
+    /// The demo key, when the key store was empty.
+    pub demo_key: Option<ApiKey>,
+}
+
+impl Started {
+    /// The base URL of the API, for clients (`http://127.0.0.1:8080/v1`);
+    /// an unspecified listening address is shown as the loopback one.
+    pub fn base_url(&self) -> String {
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        format!("http://{addr}/v1")
+    }
+}
+
+impl fmt::Display for Started {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let base = self.base_url();
+        writeln!(f, "Lumyx API listening on {base} (state in {})", self.store)?;
+        match (&self.admin_token, self.admin_token_shared) {
+            (Some(token), _) => writeln!(
+                f,
+                "admin token (for /v1/keys and /metrics; shown once): {}",
+                token.expose_secret()
+            )?,
+            (None, true) => writeln!(
+                f,
+                "admin token: the one the first instance on this Redis printed"
+            )?,
+            (None, false) => writeln!(f, "admin token: LUMYX_ADMIN_TOKEN")?,
+        }
+        match &self.demo_key {
+            Some(key) => {
+                writeln!(f, "demo key (shown once): {}", key.expose_secret())?;
+                writeln!(f, "try it:")?;
+                write!(
+                    f,
+                    "  curl {base}/chat/completions -H 'Authorization: Bearer {}' \
+                     -H 'Content-Type: application/json' \
+                     -d '{{\"model\":\"nova_1_1\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'",
+                    key.expose_secret()
+                )
+            }
+            None => write!(
+                f,
+                "keys exist already; make one with:\n  curl {base}/keys -H 'Authorization: Bearer ADMIN_TOKEN' \
+                 -H 'Content-Type: application/json' -d '{{\"name\":\"mine\",\"owner\":\"me\"}}'"
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for Started {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Started")
+            .field("addr", &self.addr)
+            .field("store", &self.store)
+            .field("admin_token", &self.admin_token)
+            .field("demo_key", &self.demo_key.as_ref().map(ApiKey::hint))
+            .finish()
+    }
+}
+
+/// A listening server. Dropping it stops the server at once; call
+/// [`shutdown`](Self::shutdown) to let open requests finish.
+pub struct RunningServer {
+    started: Started,
+    stop: Option<oneshot::Sender<()>>,
+    serving: JoinHandle<io::Result<()>>,
+    _following: Option<Following>,
+}
+
+impl RunningServer {
+    /// Where the server listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.started.addr
+    }
+
+    /// What the start made: the address, the admin token, the demo key.
+    pub fn started(&self) -> &Started {
+        &self.started
+    }
+
+    /// Stops accepting connections, lets the requests and streams in
+    /// flight finish, and returns when they have.
+    ///
+    /// # Errors
+    /// When serving failed.
+    pub async fn shutdown(mut self) -> Result<(), StartError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.serving).await {
+            Ok(served) => served.map_err(StartError::Serve),
+            Err(join) => Err(StartError::Serve(io::Error::other(join))),
+        }
+    }
+
+    /// Serves until SIGINT (Ctrl-C) or SIGTERM, then shuts down gracefully.
+    ///
+    /// # Errors
+    /// When the signals cannot be listened for, or serving failed.
+    pub async fn run_until_signal(self) -> Result<(), StartError> {
+        shutdown_signal().await.map_err(StartError::Serve)?;
+        tracing::info!("signal received");
+        self.shutdown().await
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if self.stop.is_some() {
+            self.serving.abort();
+        }
+    }
+}
+
+impl fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Waits for SIGINT or (on Unix) SIGTERM.
+async fn shutdown_signal() -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+/// Why a server did not start, or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr} (LUMYX_ADDR)")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The key store cannot be opened or read.
+    #[error("the key store cannot be opened")]
+    Keys(#[source] lumyx_keys::Error),
+    /// The Redis limiter cannot be set up.
+    #[error("the Redis limiter cannot be set up (LUMYX_REDIS_URL)")]
+    Limiter(#[source] lumyx_ratelimit::Error),
+    /// The conversation store cannot be opened.
+    #[error("the conversation store cannot be opened")]
+    Conversations(#[source] StoreError),
+    /// Redis cannot be reached at start.
+    #[error("Redis cannot be reached (LUMYX_REDIS_URL)")]
+    Redis(#[source] redis::RedisError),
+    /// The admin token digest stored in Redis by another instance is not
+    /// one.
+    #[error(
+        "Redis key `{SHARED_ADMIN_DIGEST}` holds no SHA-256 digest: delete it, or set LUMYX_ADMIN_TOKEN"
+    )]
+    SharedAdminToken,
+    /// Serving failed.
+    #[error("the server failed")]
+    Serve(#[source] io::Error),
+}

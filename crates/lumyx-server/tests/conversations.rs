@@ -1,0 +1,781 @@
+//! The contract of a conversation store, run against both stores, and what
+//! only Redis adds: sharing between instances, outages, timeouts and data
+//! it cannot read.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use lumyx_api_types::{
+    Conversation, ConversationMessage, ListOrder, ListPage, ListParams, Metadata, Role,
+};
+use lumyx_server::{ConversationStore, MemoryConversations, RedisConversations, StoreError};
+use lumyx_test_support::RedisServer;
+
+/// The owners of the contract; the first has characters a Redis key or a
+/// hash tag would trip on.
+const OWNER: &str = "acct: one {x}/ü";
+const OTHER: &str = "acct_2";
+const LISTER: &str = "acct_3";
+
+fn metadata(pairs: &[(&str, &str)]) -> Metadata {
+    pairs
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect::<BTreeMap<_, _>>()
+}
+
+fn text(messages: &[(Role, &str)]) -> Vec<(Role, String)> {
+    messages
+        .iter()
+        .map(|(role, content)| (role.clone(), (*content).to_owned()))
+        .collect()
+}
+
+fn params(limit: u32, order: Option<ListOrder>, after: Option<&str>) -> ListParams {
+    ListParams {
+        limit: Some(limit),
+        order,
+        after: after.map(str::to_owned),
+    }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn assert_id(id: &str, prefix: &str) {
+    let digits = id
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("{id} starts with {prefix}"));
+    assert_eq!(digits.len(), 24, "{id}");
+    assert!(
+        digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+        "{id}"
+    );
+}
+
+fn ids<T>(page: &ListPage<T>, id: impl Fn(&T) -> &str) -> Vec<String> {
+    page.data.iter().map(|item| id(item).to_owned()).collect()
+}
+
+fn conversation_ids(page: &ListPage<Conversation>) -> Vec<String> {
+    ids(page, |conversation| &conversation.id)
+}
+
+fn message_ids(page: &ListPage<ConversationMessage>) -> Vec<String> {
+    ids(page, |message| &message.id)
+}
+
+fn contents(messages: &[ConversationMessage]) -> Vec<(Role, String)> {
+    messages
+        .iter()
+        .map(|message| (message.role.clone(), message.content.clone()))
+        .collect()
+}
+
+/// Checks a page: its items' ids, `first_id`, `last_id` and `has_more`.
+fn assert_page(
+    got: (Vec<String>, &Option<String>, &Option<String>, bool),
+    want: &[&String],
+    has_more: bool,
+) {
+    let (got_ids, first_id, last_id, got_more) = got;
+    let want_ids: Vec<String> = want.iter().map(|id| (*id).clone()).collect();
+    assert_eq!(got_ids, want_ids);
+    assert_eq!(first_id.as_ref(), want.first().copied());
+    assert_eq!(last_id.as_ref(), want.last().copied());
+    assert_eq!(got_more, has_more, "has_more of {want_ids:?}");
+}
+
+fn unknown_cursor<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    assert!(
+        matches!(result, Err(StoreError::UnknownCursor)),
+        "expected UnknownCursor, got {result:?}"
+    );
+}
+
+/// What every store must do.
+async fn contract(store: &dyn ConversationStore) {
+    // Create, with metadata and messages; get answers it.
+    let before = now();
+    let first_metadata = metadata(&[("topic", "tea"), ("lang", "en")]);
+    let conversation = store
+        .create(
+            OWNER,
+            Some(first_metadata.clone()),
+            text(&[(Role::System, "Be brief."), (Role::User, "Hello")]),
+        )
+        .await
+        .unwrap();
+    assert_id(&conversation.id, "conv_");
+    assert_eq!(conversation.object, "conversation");
+    assert!((before..=now()).contains(&conversation.created_at));
+    assert_eq!(conversation.metadata, Some(first_metadata.clone()));
+    let id = conversation.id.clone();
+    assert_eq!(
+        store.get(OWNER, &id).await.unwrap(),
+        Some(conversation.clone())
+    );
+    let history = store.history(OWNER, &id).await.unwrap().unwrap();
+    assert_eq!(
+        contents(&history),
+        text(&[(Role::System, "Be brief."), (Role::User, "Hello")])
+    );
+    for message in &history {
+        assert_id(&message.id, "msg_");
+        assert_eq!(message.object, "conversation.message");
+        assert!((before..=now()).contains(&message.created_at));
+    }
+    assert_ne!(history[0].id, history[1].id);
+
+    // A conversation without metadata or messages.
+    let bare = store.create(OWNER, None, Vec::new()).await.unwrap();
+    assert_ne!(bare.id, id);
+    assert_eq!(bare.metadata, None);
+    assert_eq!(
+        store.get(OWNER, &bare.id).await.unwrap(),
+        Some(bare.clone())
+    );
+    assert_eq!(store.history(OWNER, &bare.id).await.unwrap(), Some(vec![]));
+
+    // Another owner: as if it did not exist, and it changes nothing.
+    assert_eq!(store.get(OTHER, &id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .update(OTHER, &id, metadata(&[("stolen", "yes")]))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!store.delete(OTHER, &id).await.unwrap());
+    assert_eq!(
+        store
+            .append(OTHER, &id, text(&[(Role::User, "intrusion")]))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .messages(OTHER, &id, &ListParams::default())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.history(OTHER, &id).await.unwrap(), None);
+    let others = store.list(OTHER, &ListParams::default()).await.unwrap();
+    assert!(others.data.is_empty());
+    assert_eq!((others.first_id, others.last_id), (None, None));
+    assert!(!others.has_more);
+    unknown_cursor(store.list(OTHER, &params(20, None, Some(&id))).await);
+    assert_eq!(
+        store.get(OWNER, &id).await.unwrap(),
+        Some(conversation.clone())
+    );
+    assert_eq!(
+        store.history(OWNER, &id).await.unwrap(),
+        Some(history.clone())
+    );
+
+    // Unknown ids.
+    assert_eq!(store.get(OWNER, "conv_missing").await.unwrap(), None);
+    assert_eq!(
+        store
+            .append(OWNER, "conv_missing", text(&[(Role::User, "x")]))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!store.delete(OWNER, "conv_missing").await.unwrap());
+
+    // Update replaces the metadata.
+    let new_metadata = metadata(&[("topic", "coffee")]);
+    let updated = store
+        .update(OWNER, &id, new_metadata.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        updated,
+        Conversation::new(id.clone(), conversation.created_at, Some(new_metadata))
+    );
+    assert_eq!(store.get(OWNER, &id).await.unwrap(), Some(updated.clone()));
+
+    // Append answers the messages as stored, in order; history has them all.
+    let appended = store
+        .append(
+            OWNER,
+            &id,
+            text(&[(Role::Assistant, "Hi!"), (Role::User, "How are you?")]),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        contents(&appended),
+        text(&[(Role::Assistant, "Hi!"), (Role::User, "How are you?")])
+    );
+    for message in &appended {
+        assert_id(&message.id, "msg_");
+    }
+    let mut all = history.clone();
+    all.extend(appended.iter().cloned());
+    assert_eq!(store.history(OWNER, &id).await.unwrap(), Some(all.clone()));
+    let more = store
+        .append(OWNER, &id, text(&[(Role::Assistant, "Fine.")]))
+        .await
+        .unwrap()
+        .unwrap();
+    all.extend(more);
+    let all_ids: Vec<&String> = all.iter().map(|message| &message.id).collect();
+    let mut unique = all_ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "message ids are unique");
+
+    // Messages, page by page, both ways; newest first by default.
+    let page = store
+        .messages(OWNER, &id, &ListParams::default())
+        .await
+        .unwrap()
+        .unwrap();
+    let newest_first: Vec<&String> = all_ids.iter().rev().copied().collect();
+    assert_page(
+        (
+            message_ids(&page),
+            &page.first_id,
+            &page.last_id,
+            page.has_more,
+        ),
+        &newest_first,
+        false,
+    );
+    assert_eq!(page.data[0], all[4]);
+    let pages = [
+        (None, &all_ids[0..2], true),
+        (Some(all_ids[1]), &all_ids[2..4], true),
+        (Some(all_ids[3]), &all_ids[4..5], false),
+    ];
+    for (after, want, has_more) in pages {
+        let page = store
+            .messages(
+                OWNER,
+                &id,
+                &params(2, Some(ListOrder::Asc), after.map(String::as_str)),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_page(
+            (
+                message_ids(&page),
+                &page.first_id,
+                &page.last_id,
+                page.has_more,
+            ),
+            want,
+            has_more,
+        );
+    }
+    let pages = [
+        (None, &newest_first[0..2], true),
+        (Some(newest_first[1]), &newest_first[2..4], true),
+        (Some(newest_first[3]), &newest_first[4..5], false),
+    ];
+    for (after, want, has_more) in pages {
+        let page = store
+            .messages(
+                OWNER,
+                &id,
+                &params(2, Some(ListOrder::Desc), after.map(String::as_str)),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_page(
+            (
+                message_ids(&page),
+                &page.first_id,
+                &page.last_id,
+                page.has_more,
+            ),
+            want,
+            has_more,
+        );
+    }
+    // A page that ends exactly at the last message has nothing after it.
+    let page = store
+        .messages(
+            OWNER,
+            &id,
+            &params(3, Some(ListOrder::Asc), Some(all_ids[1])),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_page(
+        (
+            message_ids(&page),
+            &page.first_id,
+            &page.last_id,
+            page.has_more,
+        ),
+        &all_ids[2..5],
+        false,
+    );
+    // After the last (or, newest first, the oldest) message: an empty page.
+    let page = store
+        .messages(
+            OWNER,
+            &id,
+            &params(2, Some(ListOrder::Asc), Some(all_ids[4])),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_page(
+        (
+            message_ids(&page),
+            &page.first_id,
+            &page.last_id,
+            page.has_more,
+        ),
+        &[],
+        false,
+    );
+    let page = store
+        .messages(
+            OWNER,
+            &id,
+            &params(2, Some(ListOrder::Desc), Some(all_ids[0])),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_page(
+        (
+            message_ids(&page),
+            &page.first_id,
+            &page.last_id,
+            page.has_more,
+        ),
+        &[],
+        false,
+    );
+    // A cursor that is no message of this conversation.
+    unknown_cursor(
+        store
+            .messages(OWNER, &id, &params(2, None, Some("msg_missing")))
+            .await,
+    );
+    unknown_cursor(
+        store
+            .messages(OWNER, &id, &params(2, None, Some(&id)))
+            .await,
+    );
+    let elsewhere = store
+        .create(OWNER, None, text(&[(Role::User, "elsewhere")]))
+        .await
+        .unwrap();
+    let elsewhere_message = store.history(OWNER, &elsewhere.id).await.unwrap().unwrap()[0]
+        .id
+        .clone();
+    unknown_cursor(
+        store
+            .messages(OWNER, &id, &params(2, None, Some(&elsewhere_message)))
+            .await,
+    );
+
+    // Conversations, page by page, both ways.
+    let empty = store.list(LISTER, &ListParams::default()).await.unwrap();
+    assert!(empty.data.is_empty() && !empty.has_more && empty.first_id.is_none());
+    let mut created = Vec::new();
+    for n in 0..5 {
+        let meta = metadata(&[("n", &n.to_string())]);
+        created.push(store.create(LISTER, Some(meta), Vec::new()).await.unwrap());
+    }
+    let oldest_first: Vec<&String> = created.iter().map(|c| &c.id).collect();
+    let newest_first: Vec<&String> = oldest_first.iter().rev().copied().collect();
+    let page = store.list(LISTER, &ListParams::default()).await.unwrap();
+    assert_page(
+        (
+            conversation_ids(&page),
+            &page.first_id,
+            &page.last_id,
+            page.has_more,
+        ),
+        &newest_first,
+        false,
+    );
+    let mut newest_first_conversations = created.clone();
+    newest_first_conversations.reverse();
+    assert_eq!(page.data, newest_first_conversations);
+    for (order, ids) in [
+        (Some(ListOrder::Desc), &newest_first),
+        (None, &newest_first),
+        (Some(ListOrder::Asc), &oldest_first),
+    ] {
+        let pages = [
+            (None, &ids[0..2], true),
+            (Some(ids[1]), &ids[2..4], true),
+            (Some(ids[3]), &ids[4..5], false),
+        ];
+        for (after, want, has_more) in pages {
+            let page = store
+                .list(LISTER, &params(2, order.clone(), after.map(String::as_str)))
+                .await
+                .unwrap();
+            assert_page(
+                (
+                    conversation_ids(&page),
+                    &page.first_id,
+                    &page.last_id,
+                    page.has_more,
+                ),
+                want,
+                has_more,
+            );
+        }
+        // Following last_id until has_more is false visits each once.
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .list(LISTER, &params(2, order.clone(), after.as_deref()))
+                .await
+                .unwrap();
+            seen.extend(conversation_ids(&page));
+            if !page.has_more {
+                break;
+            }
+            after = page.last_id;
+        }
+        assert_eq!(seen, ids.iter().map(|id| (*id).clone()).collect::<Vec<_>>());
+        let page = store
+            .list(LISTER, &params(5, order.clone(), None))
+            .await
+            .unwrap();
+        assert_eq!(page.data.len(), 5);
+        assert!(!page.has_more, "a page of exactly all has nothing after it");
+        let page = store
+            .list(LISTER, &params(2, order.clone(), Some(ids[4])))
+            .await
+            .unwrap();
+        assert!(page.data.is_empty() && !page.has_more);
+    }
+    unknown_cursor(
+        store
+            .list(LISTER, &params(2, None, Some("conv_missing")))
+            .await,
+    );
+    unknown_cursor(store.list(LISTER, &params(2, None, Some(&id))).await);
+    unknown_cursor(
+        store
+            .list(LISTER, &params(2, None, Some(&elsewhere_message)))
+            .await,
+    );
+    let mine = store.list(OWNER, &ListParams::default()).await.unwrap();
+    assert_eq!(
+        conversation_ids(&mine),
+        vec![elsewhere.id.clone(), bare.id.clone(), id.clone()]
+    );
+    assert_eq!(mine.data[2], updated);
+
+    // Delete: once, then gone everywhere.
+    assert!(store.delete(OWNER, &id).await.unwrap());
+    assert!(!store.delete(OWNER, &id).await.unwrap());
+    assert_eq!(store.get(OWNER, &id).await.unwrap(), None);
+    assert_eq!(store.history(OWNER, &id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .messages(OWNER, &id, &ListParams::default())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .append(OWNER, &id, text(&[(Role::User, "late")]))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.update(OWNER, &id, Metadata::new()).await.unwrap(),
+        None
+    );
+    let mine = store.list(OWNER, &ListParams::default()).await.unwrap();
+    assert_eq!(
+        conversation_ids(&mine),
+        vec![elsewhere.id.clone(), bare.id.clone()]
+    );
+    unknown_cursor(store.list(OWNER, &params(2, None, Some(&id))).await);
+    assert_eq!(store.get(OWNER, &bare.id).await.unwrap(), Some(bare));
+    assert_eq!(
+        store
+            .list(LISTER, &ListParams::default())
+            .await
+            .unwrap()
+            .data
+            .len(),
+        5
+    );
+}
+
+#[tokio::test]
+async fn memory_keeps_the_contract() {
+    contract(&MemoryConversations::new()).await;
+}
+
+fn redis_store(server: &RedisServer) -> lumyx_server::RedisConversationsBuilder {
+    RedisConversations::builder(server.url().parse().unwrap())
+}
+
+#[tokio::test]
+async fn redis_keeps_the_contract() {
+    let Some(server) = RedisServer::start_or_skip("redis_keeps_the_contract") else {
+        return;
+    };
+    let store = redis_store(&server).connect().await.unwrap();
+    contract(&store).await;
+}
+
+#[tokio::test]
+async fn redis_instances_share_conversations() {
+    let Some(server) = RedisServer::start_or_skip("redis_instances_share_conversations") else {
+        return;
+    };
+    let one = redis_store(&server).connect().await.unwrap();
+    let two = redis_store(&server).connect().await.unwrap();
+    let elsewhere = redis_store(&server)
+        .namespace("other")
+        .connect()
+        .await
+        .unwrap();
+
+    let conversation = one
+        .create(OWNER, None, text(&[(Role::User, "Hello")]))
+        .await
+        .unwrap();
+    let id = &conversation.id;
+    assert_eq!(
+        two.get(OWNER, id).await.unwrap(),
+        Some(conversation.clone())
+    );
+    assert_eq!(
+        conversation_ids(&two.list(OWNER, &ListParams::default()).await.unwrap()),
+        vec![id.clone()]
+    );
+    let reply = two
+        .append(OWNER, id, text(&[(Role::Assistant, "Hi")]))
+        .await
+        .unwrap()
+        .unwrap();
+    let history = one.history(OWNER, id).await.unwrap().unwrap();
+    assert_eq!(
+        contents(&history),
+        text(&[(Role::User, "Hello"), (Role::Assistant, "Hi")])
+    );
+    assert_eq!(history[1], reply[0]);
+    let updated = one
+        .update(OWNER, id, metadata(&[("k", "v")]))
+        .await
+        .unwrap();
+    assert_eq!(two.get(OWNER, id).await.unwrap(), updated);
+
+    // Another namespace on the same server is another store.
+    assert_eq!(elsewhere.get(OWNER, id).await.unwrap(), None);
+    assert!(
+        elsewhere
+            .list(OWNER, &ListParams::default())
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+
+    assert!(two.delete(OWNER, id).await.unwrap());
+    assert_eq!(one.get(OWNER, id).await.unwrap(), None);
+    assert!(!one.delete(OWNER, id).await.unwrap());
+}
+
+/// Calls until one answers, for at most 10 s: the connection is remade in
+/// the background after an outage.
+async fn once_back(store: &RedisConversations) -> Conversation {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.create(OWNER, None, Vec::new()).await {
+            Ok(conversation) => return conversation,
+            Err(err) => {
+                assert!(
+                    matches!(err, StoreError::Unavailable(_)),
+                    "while Redis comes back: {err:?}"
+                );
+                assert!(Instant::now() < deadline, "Redis did not come back: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Asserts that a call fails as unavailable, within the timeout (and a
+/// margin for a slow machine).
+async fn assert_unavailable(store: &RedisConversations, timeout: Duration) {
+    let started = Instant::now();
+    let result = store.get(OWNER, "conv_any").await;
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "expected Unavailable, got {result:?}"
+    );
+    assert!(
+        took <= timeout + Duration::from_millis(250),
+        "took {took:?}, timeout {timeout:?}"
+    );
+    let started = Instant::now();
+    let result = store.create(OWNER, None, text(&[(Role::User, "x")])).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "expected Unavailable, got {result:?}"
+    );
+    assert!(started.elapsed() <= timeout + Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn redis_down_is_unavailable_until_it_is_back() {
+    let Some(mut server) = RedisServer::start_or_skip("redis_down_is_unavailable") else {
+        return;
+    };
+    let timeout = Duration::from_millis(300);
+
+    // Down at start: the store is still made, and its calls fail.
+    server.stop();
+    let store = redis_store(&server)
+        .timeout(timeout)
+        .connect()
+        .await
+        .unwrap();
+    assert_unavailable(&store, timeout).await;
+
+    server.restart().unwrap();
+    let conversation = once_back(&store).await;
+    assert_eq!(
+        store.get(OWNER, &conversation.id).await.unwrap(),
+        Some(conversation)
+    );
+
+    // Down while in use, then back (with an empty data set).
+    server.stop();
+    assert_unavailable(&store, timeout).await;
+    server.restart().unwrap();
+    let conversation = once_back(&store).await;
+    assert_eq!(
+        store.get(OWNER, &conversation.id).await.unwrap(),
+        Some(conversation)
+    );
+}
+
+#[tokio::test]
+async fn a_redis_that_does_not_answer_times_out() {
+    let Some(server) = RedisServer::start_with_args_or_skip(
+        "a_redis_that_does_not_answer_times_out",
+        &["--enable-debug-command", "yes"],
+    ) else {
+        return;
+    };
+    let timeout = Duration::from_millis(300);
+    let store = redis_store(&server)
+        .timeout(timeout)
+        .connect()
+        .await
+        .unwrap();
+    let conversation = store.create(OWNER, None, Vec::new()).await.unwrap();
+
+    // Another client makes the server sleep for 2 s, and waits for it.
+    let client = redis::Client::open(server.url()).unwrap();
+    let patient = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut blocker = client
+        .get_multiplexed_async_connection_with_config(&patient)
+        .await
+        .unwrap();
+    let sleeping = tokio::spawn(async move {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(2)
+            .query_async::<()>(&mut blocker)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let result = store.get(OWNER, &conversation.id).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "expected Unavailable, got {result:?}"
+    );
+    assert!(took >= timeout - Duration::from_millis(20), "took {took:?}");
+    assert!(
+        took <= timeout + Duration::from_millis(250),
+        "took {took:?}"
+    );
+    sleeping.await.unwrap().unwrap();
+    once_back(&store).await;
+    assert!(store.get(OWNER, &conversation.id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn redis_data_it_cannot_read_is_corrupt() {
+    let Some(server) = RedisServer::start_or_skip("redis_data_it_cannot_read_is_corrupt") else {
+        return;
+    };
+    let store = redis_store(&server)
+        .namespace("ns")
+        .connect()
+        .await
+        .unwrap();
+    let conversation = store
+        .create(OWNER, None, text(&[(Role::User, "Hello")]))
+        .await
+        .unwrap();
+    let id = &conversation.id;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+
+    redis::cmd("HSET")
+        .arg(format!("ns:c:{{{id}}}"))
+        .arg("metadata")
+        .arg("not json")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    let result = store.get(OWNER, id).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    let result = store.list(OWNER, &ListParams::default()).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+
+    redis::cmd("RPUSH")
+        .arg(format!("ns:m:{{{id}}}"))
+        .arg("{\"id\":")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    let result = store.history(OWNER, id).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+
+    // A key of the wrong type is Redis refusing the call: corrupt, not down.
+    redis::cmd("DEL")
+        .arg(format!("ns:m:{{{id}}}"))
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    redis::cmd("SET")
+        .arg(format!("ns:m:{{{id}}}"))
+        .arg("a string")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    let result = store.history(OWNER, id).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+}
