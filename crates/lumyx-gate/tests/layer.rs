@@ -427,7 +427,11 @@ async fn expired_and_revoked_keys_answer_403_without_limits() {
         assert_eq!(reply.header("www-authenticate"), None);
         let id = key.id().to_string();
         assert_eq!(reply.header("x-test-key-id"), Some(id.as_str()));
-        let refusal = if code == "api_key_expired" { "KeyExpired" } else { "KeyRevoked" };
+        let refusal = if code == "api_key_expired" {
+            "KeyExpired"
+        } else {
+            "KeyRevoked"
+        };
         assert_eq!(reply.header("x-test-refusal"), Some(refusal));
     }
     assert_eq!(world.calls.total(), 0);

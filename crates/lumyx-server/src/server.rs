@@ -22,12 +22,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::admin::TokenDigest;
-use crate::conversations::{
-    ConversationStore, MemoryConversations, RedisConversations, StoreError,
-};
+use crate::conversations::{MemoryConversations, RedisConversations, StoreError};
 use crate::metrics::{Metrics, PurposeLabels};
 use crate::router::router;
-use crate::state::{AppState, Measured};
+use crate::state::{AppState, Measured, Served};
 use crate::{AdminToken, ChatModel, Config, DemoModel, Personas, StoreConfig};
 
 /// The owner of the demo key a first start makes.
@@ -97,6 +95,13 @@ impl Server {
             personas,
         } = self;
         let metrics = Arc::new(Metrics::new());
+        let served = |admin: &AdminSecret| Served {
+            model: Arc::clone(&model),
+            personas: personas.clone(),
+            admin_token: admin.digest,
+            metrics: Arc::clone(&metrics),
+            request_timeout: config.request_timeout,
+        };
         let (router, keys, admin, following) = match &config.store {
             StoreConfig::Memory => {
                 let keys = Keys::load(Arc::new(MemoryKeyStore::new()))
@@ -107,18 +112,14 @@ impl Server {
                     Measured::new(MemoryBackend::new(), None),
                 );
                 let admin = AdminSecret::local(config.admin_token.clone());
-                let state = AppState {
-                    gate: Arc::new(gate),
-                    keys: keys.clone(),
-                    conversations: Arc::new(MemoryConversations::new())
-                        as Arc<dyn ConversationStore>,
-                    model,
-                    personas,
-                    admin_token: admin.digest,
-                    metrics,
-                    request_timeout: config.request_timeout,
-                    degraded: None,
-                };
+                let conversations = Arc::new(MemoryConversations::new());
+                let state = AppState::new(
+                    Arc::new(gate),
+                    keys.clone(),
+                    conversations,
+                    None,
+                    served(&admin),
+                );
                 (router(Arc::new(state)), keys, admin, None)
             }
             StoreConfig::Redis(url) => {
@@ -148,19 +149,15 @@ impl Server {
                     .map_err(StartError::Conversations)?;
                 let admin = AdminSecret::shared(config.admin_token.clone(), url).await?;
                 let degraded_gate = Arc::clone(&gate);
-                let state = AppState {
+                let degraded: Box<dyn Fn() -> bool + Send + Sync> =
+                    Box::new(move || degraded_gate.backend().inner().limiter().is_degraded());
+                let state = AppState::new(
                     gate,
-                    keys: keys.clone(),
-                    conversations: Arc::new(conversations) as Arc<dyn ConversationStore>,
-                    model,
-                    personas,
-                    admin_token: admin.digest,
-                    metrics,
-                    request_timeout: config.request_timeout,
-                    degraded: Some(Box::new(move || {
-                        degraded_gate.backend().inner().limiter().is_degraded()
-                    })),
-                };
+                    keys.clone(),
+                    Arc::new(conversations),
+                    Some(degraded),
+                    served(&admin),
+                );
                 (router(Arc::new(state)), keys, admin, Some(following))
             }
         };
@@ -475,13 +472,13 @@ pub enum StartError {
         source: io::Error,
     },
     /// The key store cannot be opened or read.
-    #[error("the key store cannot be opened")]
+    #[error("the key store cannot be opened (LUMYX_REDIS_URL)")]
     Keys(#[source] lumyx_keys::Error),
     /// The Redis limiter cannot be set up.
     #[error("the Redis limiter cannot be set up (LUMYX_REDIS_URL)")]
     Limiter(#[source] lumyx_ratelimit::Error),
     /// The conversation store cannot be opened.
-    #[error("the conversation store cannot be opened")]
+    #[error("the conversation store cannot be opened (LUMYX_REDIS_URL)")]
     Conversations(#[source] StoreError),
     /// Redis cannot be reached at start.
     #[error("Redis cannot be reached (LUMYX_REDIS_URL)")]

@@ -7,6 +7,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use lumyx_api_types::{Model, ModelList};
 use lumyx_gate::{Backend, Gate, KeyEntry, Keys};
 use lumyx_ratelimit::{Counted, Decision, Error, Snapshot, Timestamp, Usage};
 use prometheus_client::metrics::counter::Counter;
@@ -16,18 +18,85 @@ use crate::conversations::ConversationStore;
 use crate::metrics::Metrics;
 use crate::{ChatModel, Personas};
 
-/// The shared state of a server over backend `B`.
+/// The shared state of a server over backend `B`: where its state lives
+/// (the gate and its backend, the keys, the conversations) and what it
+/// serves.
 pub(crate) struct AppState<B> {
     pub(crate) gate: Arc<Gate<Measured<B>>>,
     pub(crate) keys: Keys,
     pub(crate) conversations: Arc<dyn ConversationStore>,
+    /// Whether the limiter applies its outage policy now (Redis mode).
+    pub(crate) degraded: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+    pub(crate) model: Arc<dyn ChatModel>,
+    pub(crate) catalog: Catalog,
+    pub(crate) personas: Personas,
+    pub(crate) admin_token: TokenDigest,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) request_timeout: Duration,
+}
+
+/// What a server serves whatever its stores: the model, its catalog, the
+/// personas, the admin token's digest, the metrics and the deadline.
+pub(crate) struct Served {
     pub(crate) model: Arc<dyn ChatModel>,
     pub(crate) personas: Personas,
     pub(crate) admin_token: TokenDigest,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) request_timeout: Duration,
-    /// Whether the limiter applies its outage policy now (Redis mode).
-    pub(crate) degraded: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+}
+
+impl<B> AppState<B> {
+    /// The state of a server whose state lives in `gate`, `keys` and
+    /// `conversations`, serving `served`.
+    pub(crate) fn new(
+        gate: Arc<Gate<Measured<B>>>,
+        keys: Keys,
+        conversations: Arc<dyn ConversationStore>,
+        degraded: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+        served: Served,
+    ) -> AppState<B> {
+        AppState {
+            gate,
+            keys,
+            conversations,
+            degraded,
+            catalog: Catalog::of(served.model.as_ref()),
+            model: served.model,
+            personas: served.personas,
+            admin_token: served.admin_token,
+            metrics: served.metrics,
+            request_timeout: served.request_timeout,
+        }
+    }
+}
+
+/// The models a chat model serves, read once at start, and the body of
+/// `GET /v1/models` rendered once.
+pub(crate) struct Catalog {
+    models: Vec<Model>,
+    list_body: Bytes,
+}
+
+impl Catalog {
+    fn of(model: &dyn ChatModel) -> Catalog {
+        let models = model.models();
+        let list = ModelList::new(models.clone());
+        // A list of plain strings and numbers always serializes.
+        let list_body = serde_json::to_vec(&list)
+            .map(Bytes::from)
+            .unwrap_or_default();
+        Catalog { models, list_body }
+    }
+
+    /// The model with this id.
+    pub(crate) fn find(&self, id: &str) -> Option<&Model> {
+        self.models.iter().find(|model| model.id == id)
+    }
+
+    /// The JSON body of the list of every model.
+    pub(crate) fn list_body(&self) -> Bytes {
+        self.list_body.clone()
+    }
 }
 
 /// A gate backend whose calls are counted in `lumyx_redis_calls_total`

@@ -111,8 +111,7 @@ async fn answer<B>(
     owner: &str,
     request: ChatCompletionRequest,
 ) -> Answer<Response> {
-    let served = state.model.models();
-    if !served.iter().any(|model| model.id == request.model) {
+    if state.catalog.find(&request.model).is_none() {
         return Err(ApiError::model_not_found(&request.model).into());
     }
     let mut messages = Vec::new();

@@ -5,14 +5,19 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use lumyx_api_types::{ApiError, Model, ModelList};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use lumyx_api_types::{ApiError, Model};
 
 use crate::error::Answer;
 use crate::state::AppState;
 
-/// Every model.
-pub(crate) async fn list<B>(State(state): State<Arc<AppState<B>>>) -> Json<ModelList> {
-    Json(ModelList::new(state.model.models()))
+/// Every model (the body rendered once, at start).
+pub(crate) async fn list<B>(State(state): State<Arc<AppState<B>>>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "application/json")],
+        state.catalog.list_body(),
+    )
 }
 
 /// One model, or 404 `model_not_found`.
@@ -21,10 +26,9 @@ pub(crate) async fn show<B>(
     Path(id): Path<String>,
 ) -> Answer<Json<Model>> {
     state
-        .model
-        .models()
-        .into_iter()
-        .find(|model| model.id == id)
+        .catalog
+        .find(&id)
+        .cloned()
         .map(Json)
         .ok_or_else(|| ApiError::model_not_found(&id).into())
 }
