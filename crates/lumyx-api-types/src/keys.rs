@@ -253,6 +253,10 @@ pub struct UpdateKeyRequest {
 /// Query parameters of `GET /v1/keys`: the keys of `owner` (every owner's
 /// when left out), a page of them as [`ListParams`] asks.
 ///
+/// The page's fields are repeated here rather than flattened: through
+/// `#[serde(flatten)]` a query string's numbers would arrive as text and be
+/// refused.
+///
 /// ```
 /// use lumyx_api_types::{KeyListParams, Validate};
 ///

@@ -10,12 +10,9 @@ use std::collections::hash_map::Entry;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use lumyx_api_types::{
-    Conversation, ConversationMessage, ListOrder, ListPage, ListParams, Metadata, Role,
-};
+use lumyx_api_types::{Conversation, ConversationMessage, ListPage, ListParams, Metadata, Role};
 
-use super::{ConversationStore, StoreError};
-use crate::random::random_hex;
+use super::{ConversationStore, StoreError, new_conversation_id, new_messages, now};
 
 /// Conversations kept in memory; see the [module docs](self).
 ///
@@ -98,45 +95,6 @@ impl State {
     }
 }
 
-/// Unix seconds now.
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-/// New messages with fresh ids, all created at `created_at`.
-fn new_messages(created_at: i64, messages: Vec<(Role, String)>) -> Vec<ConversationMessage> {
-    messages
-        .into_iter()
-        .map(|(role, content)| {
-            ConversationMessage::new(format!("msg_{}", random_hex(12)), created_at, role, content)
-        })
-        .collect()
-}
-
-/// The page `params` asks for of `items`, which are in the order of
-/// creation, oldest first.
-fn page_of<T>(
-    mut items: Vec<T>,
-    params: &ListParams,
-    id: impl Fn(&T) -> &str,
-) -> Result<ListPage<T>, StoreError> {
-    if params.order != Some(ListOrder::Asc) {
-        items.reverse();
-    }
-    let start = match &params.after {
-        None => 0,
-        Some(after) => match items.iter().position(|item| id(item) == after.as_str()) {
-            Some(position) => position + 1,
-            None => return Err(StoreError::UnknownCursor),
-        },
-    };
-    let limit = usize::try_from(params.limit_or_default()).unwrap_or(usize::MAX);
-    let end = start.saturating_add(limit).min(items.len());
-    let has_more = end < items.len();
-    let data = items.drain(start..end).collect();
-    Ok(ListPage::new(data, has_more, id))
-}
-
 #[async_trait]
 impl ConversationStore for MemoryConversations {
     async fn create(
@@ -153,7 +111,7 @@ impl ConversationStore for MemoryConversations {
         // 96 random bits do not collide in practice; a collision must
         // still not replace someone's conversation.
         loop {
-            let id = format!("conv_{}", random_hex(12));
+            let id = new_conversation_id();
             if let Entry::Vacant(entry) = state.conversations.entry(id.clone()) {
                 let stored = entry.insert(StoredConversation {
                     owner: owner.to_owned(),
@@ -220,7 +178,8 @@ impl ConversationStore for MemoryConversations {
             .into_iter()
             .map(|(_, _, conversation)| conversation)
             .collect();
-        page_of(conversations, page, |conversation| &conversation.id)
+        ListPage::paginate(conversations, page, |conversation| &conversation.id)
+            .ok_or(StoreError::UnknownCursor)
     }
 
     async fn append(
@@ -245,7 +204,10 @@ impl ConversationStore for MemoryConversations {
     ) -> Result<Option<ListPage<ConversationMessage>>, StoreError> {
         let messages = self.history(owner, id).await?;
         messages
-            .map(|messages| page_of(messages, page, |message| &message.id))
+            .map(|messages| {
+                ListPage::paginate(messages, page, |message| &message.id)
+                    .ok_or(StoreError::UnknownCursor)
+            })
             .transpose()
     }
 

@@ -10,11 +10,34 @@
 use async_trait::async_trait;
 use lumyx_api_types::{Conversation, ConversationMessage, ListPage, ListParams, Metadata, Role};
 
+use crate::random::random_hex;
+
 mod memory;
 mod redis;
 
 pub use self::memory::MemoryConversations;
 pub use self::redis::{RedisConversations, RedisConversationsBuilder};
+
+/// Unix seconds now: the stores' clock.
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A new conversation id: `conv_` and 24 random hex digits.
+fn new_conversation_id() -> String {
+    format!("conv_{}", random_hex(12))
+}
+
+/// New messages with fresh ids (`msg_` and 24 random hex digits), all
+/// created at `created_at`.
+fn new_messages(created_at: i64, messages: Vec<(Role, String)>) -> Vec<ConversationMessage> {
+    messages
+        .into_iter()
+        .map(|(role, content)| {
+            ConversationMessage::new(format!("msg_{}", random_hex(12)), created_at, role, content)
+        })
+        .collect()
+}
 
 /// Why a store could not answer.
 #[derive(Debug, thiserror::Error)]

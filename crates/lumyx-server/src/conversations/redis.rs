@@ -41,8 +41,7 @@ use redis::aio::ConnectionManager;
 use redis::{RedisResult, Script, ScriptInvocation};
 use sha2::{Digest, Sha256};
 
-use super::{ConversationStore, StoreError};
-use crate::random::random_hex;
+use super::{ConversationStore, StoreError, new_conversation_id, new_messages, now};
 
 /// A Lua function that the scripts which add messages share: pushes
 /// (message id, message JSON) pairs of `argv`, from `argv[from]` on, onto a
@@ -385,21 +384,6 @@ fn order_arg(page: &ListParams) -> &'static str {
     }
 }
 
-/// Unix seconds now.
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-/// New messages with fresh ids, all created at `created_at`.
-fn new_messages(created_at: i64, messages: Vec<(Role, String)>) -> Vec<ConversationMessage> {
-    messages
-        .into_iter()
-        .map(|(role, content)| {
-            ConversationMessage::new(format!("msg_{}", random_hex(12)), created_at, role, content)
-        })
-        .collect()
-}
-
 /// Adds each message's id and JSON to `invocation`'s arguments, as
 /// `append_messages` reads them.
 fn add_messages(
@@ -487,7 +471,7 @@ impl ConversationStore for RedisConversations {
         // 96 random bits do not collide in practice; a collision must
         // still not replace someone's conversation.
         loop {
-            let id = format!("conv_{}", random_hex(12));
+            let id = new_conversation_id();
             let mut invocation = self.scripts.create.prepare_invoke();
             invocation
                 .key(&self.counter_key)
