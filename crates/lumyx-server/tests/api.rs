@@ -1101,3 +1101,50 @@ async fn graceful_shutdown_lets_a_stream_in_flight_finish_and_takes_no_new_reque
         .unwrap()
         .expect("a clean shutdown");
 }
+
+/// A model that never answers.
+struct StuckModel;
+
+#[async_trait]
+impl ChatModel for StuckModel {
+    fn models(&self) -> Vec<Model> {
+        DemoModel.models()
+    }
+
+    async fn complete(&self, _prompt: &Prompt) -> Result<Completion, ApiError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_is_a_503_envelope() {
+    let config = lumyx_server::Config {
+        request_timeout: Duration::from_millis(200),
+        ..common::test_config()
+    };
+    let running = Server::new(config)
+        .with_model(StuckModel)
+        .start()
+        .await
+        .unwrap();
+    let key = running
+        .started()
+        .demo_key
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let api = Client::new(format!("http://{}", running.local_addr()));
+    let error = expect_error(
+        api.chat(&key, "anyone there?").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await;
+    assert_eq!(error["type"], "server_error");
+    assert_eq!(
+        api.get("/v1/models", &key).await.status(),
+        StatusCode::OK,
+        "the server still serves"
+    );
+}
