@@ -46,6 +46,6 @@ pub use models::{Model, ModelList};
 pub use personas::{Persona, PersonaList};
 pub use role::Role;
 pub use validation::{
-    Validate, check_daily_limit, check_rate_limit_per_minute, from_json_slice, from_json_str,
-    parse_json,
+    MAX_LABEL_CHARS, Validate, check_daily_limit, check_rate_limit_per_minute, from_json_slice,
+    from_json_str, parse_json,
 };

@@ -249,6 +249,30 @@ fn check_not_empty(param: &str, value: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The longest name or owner of a key, in characters.
+pub const MAX_LABEL_CHARS: usize = 256;
+
+/// A key's name or owner: not empty, at most [`MAX_LABEL_CHARS`]
+/// characters, no control characters (they would forge lines in logs and
+/// terminals).
+fn check_label(param: &str, value: &str) -> Result<(), ApiError> {
+    check_not_empty(param, value)?;
+    let chars = value.chars().count();
+    if chars > MAX_LABEL_CHARS {
+        return Err(ApiError::invalid_value(
+            param,
+            format_args!("expected at most {MAX_LABEL_CHARS} characters, got {chars}"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid_value(
+            param,
+            "expected text without control characters (line breaks, tabs, escapes)",
+        ));
+    }
+    Ok(())
+}
+
 fn check_at_least_one(param: &str, value: Option<u32>) -> Result<(), ApiError> {
     match value {
         Some(0) => Err(ApiError::invalid_value(
@@ -440,8 +464,8 @@ impl Validate for ChatCompletionRequest {
 /// needs a clock, so it is the server's job when it creates the key.
 impl Validate for CreateKeyRequest {
     fn validate(&self) -> Result<(), ApiError> {
-        check_not_empty("name", &self.name)?;
-        check_not_empty("owner", &self.owner)?;
+        check_label("name", &self.name)?;
+        check_label("owner", &self.owner)?;
         check_key_settings(
             self.rate_limit_per_minute,
             self.daily_limit,
@@ -455,7 +479,7 @@ impl Validate for CreateKeyRequest {
 impl Validate for UpdateKeyRequest {
     fn validate(&self) -> Result<(), ApiError> {
         if let Some(name) = &self.name {
-            check_not_empty("name", name)?;
+            check_label("name", name)?;
         }
         check_key_settings(
             self.rate_limit_per_minute,

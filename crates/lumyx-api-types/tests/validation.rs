@@ -877,3 +877,29 @@ fn a_key_update_is_checked_like_a_creation_on_the_fields_present() {
         lumyx_api_types::parse_json::<UpdateKeyRequest>(body.as_bytes()).unwrap();
     }
 }
+
+#[test]
+fn key_names_and_owners_are_bounded_single_line_text() {
+    let forged = "bob\n2026-11-30T00:00:00Z INFO lumyx_server: forged \u{1b}[31mred";
+    for (field, value) in [
+        ("owner", forged.to_owned()),
+        ("name", "tab\there".to_owned()),
+        ("name", "x".repeat(lumyx_api_types::MAX_LABEL_CHARS + 1)),
+    ] {
+        let mut request = lumyx_api_types::CreateKeyRequest::new("ci", "acct_1");
+        match field {
+            "owner" => request.owner = value,
+            _ => request.name = value,
+        }
+        let error = request.validate().unwrap_err();
+        assert_eq!(error.param(), Some(field));
+    }
+    let longest = lumyx_api_types::CreateKeyRequest::new(
+        "é".repeat(lumyx_api_types::MAX_LABEL_CHARS),
+        "acct 1 (Zoë)",
+    );
+    assert!(longest.validate().is_ok());
+    let update: lumyx_api_types::UpdateKeyRequest =
+        serde_json::from_str(r#"{"name":"a\rb"}"#).unwrap();
+    assert_eq!(update.validate().unwrap_err().param(), Some("name"));
+}

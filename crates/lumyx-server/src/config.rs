@@ -84,6 +84,12 @@ pub struct Config {
     /// Whether to create a demo key when the key store is empty (default
     /// `true`; `LUMYX_DEMO_KEY=false` turns it off).
     pub demo_key: bool,
+    /// The longest a client may take to send a request's head (default
+    /// 10 s): a connection trickling its headers is closed after it.
+    pub header_read_timeout: Duration,
+    /// The longest a shutdown waits for the requests and streams in flight
+    /// (default 30 s); connections still open then are closed.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -96,6 +102,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             request_timeout: Duration::from_secs(30),
             demo_key: true,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -244,6 +252,8 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("request_timeout", &self.request_timeout)
             .field("demo_key", &self.demo_key)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
             .finish()
     }
 }

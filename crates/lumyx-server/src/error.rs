@@ -40,8 +40,9 @@ pub(crate) fn envelope(error: &ApiError) -> Response {
 /// What a handler answers: its value, or the error.
 pub(crate) type Answer<T> = Result<T, Failure>;
 
-/// A store or model failure the caller cannot fix: logged with its causes,
-/// answered 503 when the backing service is unavailable, else 500.
+/// A failure of a backing service the caller cannot fix (a store that does
+/// not answer, no randomness for a key): logged with its causes, answered
+/// 503 `service_unavailable`.
 pub(crate) fn unavailable(what: &str, err: &(dyn std::error::Error + 'static)) -> Failure {
     tracing::error!(error = err, "{what}");
     Failure(ApiError::service_unavailable())

@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
@@ -35,8 +35,9 @@ where
     }
 }
 
-/// A JSON body that may be absent: an empty body (with any media type or
-/// none) is `T::default()`; any other is read as [`JsonBody`] reads it.
+/// A JSON body that may be absent: an empty body without a media type, or
+/// with a JSON one, is `T::default()`; any other is read as [`JsonBody`]
+/// reads it (so a body of another media type is 415, even an empty one).
 #[derive(Debug)]
 pub(crate) struct OptionalJsonBody<T>(pub(crate) T);
 
@@ -115,5 +116,28 @@ where
         })?;
         params.validate()?;
         Ok(QueryParams(params))
+    }
+}
+
+/// The one parameter of a route's path (an id), percent-decoded: a path
+/// whose parameter is not UTF-8 once decoded is 400 `invalid_value` with
+/// `param` `path`, in the envelope (axum's own answer is plain text).
+#[derive(Debug)]
+pub(crate) struct PathParam(pub(crate) String);
+
+impl<S> FromRequestParts<S> for PathParam
+where
+    S: Send + Sync,
+{
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(PathParam(value)),
+            Err(_) => Err(Failure(ApiError::invalid_value(
+                "path",
+                "expected an id of UTF-8 text once percent-decoded",
+            ))),
+        }
     }
 }

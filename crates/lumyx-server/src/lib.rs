@@ -23,12 +23,13 @@ mod tokens;
 pub use admin::AdminToken;
 pub use config::{Config, ConfigError, LogFormat, StoreConfig};
 pub use conversations::{
-    ConversationStore, MemoryConversations, RedisConversations, RedisConversationsBuilder,
-    StoreError,
+    ConversationStore, MAX_CONVERSATION_BYTES, MAX_MESSAGES_PER_CONVERSATION, MemoryConversations,
+    RedisConversations, RedisConversationsBuilder, StoreError,
 };
 pub use logging::init_logging;
 pub use model::{ChatModel, Completion, DemoModel, Piece, Prompt, TextStream};
 pub use personas::Personas;
 pub use program::run_from_env;
+pub use routes::chat::REPLAYED_MESSAGES;
 pub use server::{DEMO_OWNER, RunningServer, Server, StartError, Started};
 pub use tokens::count_tokens;

@@ -63,18 +63,31 @@ pub fn init_logging(format: LogFormat) -> Result<(), String> {
     Ok(())
 }
 
-/// What the request middleware needs.
-#[derive(Clone, Debug)]
-pub(crate) struct Observe {
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) timeout: Duration,
+/// Middleware of every route: a response whose head takes longer than the
+/// deadline is answered 503 `service_unavailable`. It runs inside the gate,
+/// so the refusal still carries the key's rate-limit headers.
+pub(crate) async fn deadline(
+    State(timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(target: LOG_TARGET, "the request timed out");
+            Failure(ApiError::service_unavailable().with_message(format!(
+                "The request took longer than {} s. Try again.",
+                timeout.as_secs_f64()
+            )))
+            .into_response()
+        }
+    }
 }
 
 /// Middleware around every request: its span (with the request id), its
-/// deadline (503 when the response's head takes longer), its metrics and
-/// its log line.
+/// metrics and its log line.
 pub(crate) async fn observe(
-    State(observe): State<Observe>,
+    State(metrics): State<Arc<Metrics>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -92,21 +105,7 @@ pub(crate) async fn observe(
         id = %request_id,
         key = tracing::field::Empty,
     );
-    let response = async {
-        match tokio::time::timeout(observe.timeout, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => {
-                tracing::warn!(target: LOG_TARGET, route, "the request timed out");
-                Failure(ApiError::service_unavailable().with_message(format!(
-                    "The request took longer than {} s. Try again.",
-                    observe.timeout.as_secs()
-                )))
-                .into_response()
-            }
-        }
-    }
-    .instrument(span.clone())
-    .await;
+    let response = next.run(request).instrument(span.clone()).await;
 
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
@@ -119,14 +118,12 @@ pub(crate) async fn observe(
         None => key.map(|_| "admitted"),
     };
     if let Some(outcome) = outcome {
-        observe
-            .metrics
+        metrics
             .decisions
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
-    observe
-        .metrics
+    metrics
         .requests
         .get_or_create(&RequestLabels {
             route,
@@ -134,8 +131,7 @@ pub(crate) async fn observe(
             status,
         })
         .inc();
-    observe
-        .metrics
+    metrics
         .durations
         .get_or_create(&RouteLabels { route })
         .observe(elapsed.as_secs_f64());

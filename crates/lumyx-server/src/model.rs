@@ -28,6 +28,7 @@
 //! word; a model that generates incrementally overrides it.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::Stream;
@@ -42,8 +43,8 @@ use crate::tokens::count_tokens;
 pub struct Prompt {
     /// The model's id, one of [`ChatModel::models`].
     pub model: String,
-    /// The messages, oldest first.
-    pub messages: Vec<ChatMessage>,
+    /// The messages, oldest first (shared by the choices of one request).
+    pub messages: Arc<[ChatMessage]>,
     /// The most tokens the reply may have (`max_completion_tokens`, else
     /// `max_tokens`), counted as [`count_tokens`] does.
     pub max_tokens: Option<u32>,
@@ -127,7 +128,7 @@ pub trait ChatModel: Send + Sync + 'static {
 ///
 /// let prompt = Prompt {
 ///     model: "nova_1_1".into(),
-///     messages: vec![ChatMessage::user("Hello there")],
+///     messages: vec![ChatMessage::user("Hello there")].into(),
 ///     max_tokens: None,
 ///     stop: vec![],
 ///     choice: 0,
@@ -237,7 +238,7 @@ mod tests {
     fn prompt(text: &str) -> Prompt {
         Prompt {
             model: DemoModel::MODEL.into(),
-            messages: vec![ChatMessage::system("Be kind."), ChatMessage::user(text)],
+            messages: vec![ChatMessage::system("Be kind."), ChatMessage::user(text)].into(),
             max_tokens: None,
             stop: vec![],
             choice: 0,

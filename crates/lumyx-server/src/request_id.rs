@@ -8,6 +8,7 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use lumyx_keys::redact;
 
 /// The header's name.
 pub(crate) const X_REQUEST_ID: &str = "x-request-id";
@@ -19,7 +20,9 @@ pub(crate) struct RequestId(HeaderValue);
 impl RequestId {
     /// The incoming id when it is well-formed: 1 to 128 characters from
     /// `A-Z a-z 0-9 - _ . : /`, so that it is safe in a log line and a
-    /// header. Anything else is replaced, never repeated.
+    /// header, and nothing a key could be (no run that [`redact`] would
+    /// hide, such as a key or the admin token sent here by mistake).
+    /// Anything else is replaced, never repeated.
     pub(crate) fn of_incoming(value: Option<&HeaderValue>) -> Option<RequestId> {
         let value = value?;
         let bytes = value.as_bytes();
@@ -27,7 +30,8 @@ impl RequestId {
             && bytes
                 .iter()
                 .all(|&byte| byte.is_ascii_alphanumeric() || b"-_.:/".contains(&byte));
-        well_formed.then(|| RequestId(value.clone()))
+        let text = value.to_str().ok()?;
+        (well_formed && redact(text) == text).then(|| RequestId(value.clone()))
     }
 
     /// A new id: `req_` and 24 hex digits from the operating system's
@@ -80,11 +84,25 @@ mod tests {
 
     #[test]
     fn well_formed_ids_are_kept_and_others_replaced() {
-        for kept in ["abc", "req_0123", "a-b_c.d:e/f", &"x".repeat(128)] {
+        let long = format!("{}ab", "abc-defg-".repeat(14));
+        assert_eq!(long.len(), 128);
+        let uuid = "550e8400-e29b-41d4-a716-446655440000";
+        for kept in ["abc", "req_0123", "a-b_c.d:e/f", &long, uuid] {
             let value = HeaderValue::from_str(kept).unwrap();
             assert_eq!(RequestId::of_incoming(Some(&value)).unwrap().as_str(), kept);
         }
-        for replaced in ["", "a b", "a\"b", "<script>", &"x".repeat(129), "é"] {
+        let key = "nova_0123456789abcdef0123456789abcdef0123456789abcdef012ece76dce";
+        let admin = "lumyx_admin_8c1f0e2d3b4a59687766554433221100";
+        for replaced in [
+            "",
+            "a b",
+            "a\"b",
+            "<script>",
+            &"x".repeat(129),
+            "é",
+            key,
+            admin,
+        ] {
             let value = HeaderValue::from_bytes(replaced.as_bytes()).unwrap();
             assert!(RequestId::of_incoming(Some(&value)).is_none(), "{replaced}");
         }

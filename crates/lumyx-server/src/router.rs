@@ -1,60 +1,81 @@
 //! The routes of the API (SPEC §5), the scope each one needs, and the
 //! layers every request goes through, outermost first: its request id, its
-//! span, deadline, metrics and log line, then routing (404 and 405 in the
-//! envelope before any authentication), then the gate or the admin token,
-//! then the handler with its body limit.
+//! span, metrics and log line, then a panic's 500 envelope, then routing
+//! (404 and 405 in the envelope before any authentication), then the gate
+//! or the admin token, then the deadline, then the handler with its body
+//! limit.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use lumyx_api_types::ApiError;
 use lumyx_gate::{Backend, GateLayer};
 use lumyx_keys::Scope;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::admin::require_admin;
 use crate::error::Failure;
 use crate::extract::BODY_LIMIT;
-use crate::logging::{Observe, observe};
+use crate::logging::{deadline, observe};
 use crate::request_id::request_id;
 use crate::routes::{chat, conversations, health, keys, metrics, models, personas};
 use crate::state::AppState;
 
 /// The whole API over `state`.
 pub(crate) fn router<B: Backend>(state: Arc<AppState<B>>) -> Router {
+    let metrics = Arc::clone(&state.metrics);
+    let deadline = from_fn_with_state(state.request_timeout, deadline);
+    // A keyed route: its deadline inside the gate, so that a late answer
+    // still carries the key's headers.
     let gate = |scope: Scope| GateLayer::new(Arc::clone(&state.gate), scope);
     let keyed = Router::new()
         .route(
             "/v1/models",
-            get(models::list::<B>).route_layer(gate(Scope::Models)),
+            get(models::list::<B>)
+                .layer(deadline.clone())
+                .route_layer(gate(Scope::Models)),
         )
         .route(
             "/v1/models/{id}",
-            get(models::show::<B>).route_layer(gate(Scope::Models)),
+            get(models::show::<B>)
+                .layer(deadline.clone())
+                .route_layer(gate(Scope::Models)),
         )
         .route(
             "/v1/chat/completions",
-            post(chat::completions::<B>).route_layer(gate(Scope::Chat)),
+            post(chat::completions::<B>)
+                .layer(deadline.clone())
+                .route_layer(gate(Scope::Chat)),
         )
         .route(
             "/v1/personas",
-            get(personas::list::<B>).route_layer(gate(Scope::Personas)),
+            get(personas::list::<B>)
+                .layer(deadline.clone())
+                .route_layer(gate(Scope::Personas)),
         )
         .route(
             "/v1/personas/{id}",
-            get(personas::show::<B>).route_layer(gate(Scope::Personas)),
+            get(personas::show::<B>)
+                .layer(deadline.clone())
+                .route_layer(gate(Scope::Personas)),
         )
         .route(
             "/v1/agents/{persona_id}/chat/completions",
-            post(chat::agent_completions::<B>).route_layer(gate(Scope::Agents)),
+            post(chat::agent_completions::<B>)
+                .layer(deadline.clone())
+                .route_layer(gate(Scope::Agents)),
         )
         .route(
             "/v1/conversations",
             post(conversations::create::<B>)
                 .get(conversations::list::<B>)
+                .layer(deadline.clone())
                 .route_layer(gate(Scope::Conversations)),
         )
         .route(
@@ -62,11 +83,14 @@ pub(crate) fn router<B: Backend>(state: Arc<AppState<B>>) -> Router {
             get(conversations::show::<B>)
                 .post(conversations::update::<B>)
                 .delete(conversations::delete::<B>)
+                .layer(deadline.clone())
                 .route_layer(gate(Scope::Conversations)),
         )
         .route(
             "/v1/conversations/{id}/messages",
-            get(conversations::messages::<B>).route_layer(gate(Scope::Conversations)),
+            get(conversations::messages::<B>)
+                .layer(deadline.clone())
+                .route_layer(gate(Scope::Conversations)),
         );
     let admin = Router::new()
         .route("/v1/keys", post(keys::create::<B>).get(keys::list::<B>))
@@ -79,11 +103,8 @@ pub(crate) fn router<B: Backend>(state: Arc<AppState<B>>) -> Router {
         .route("/v1/keys/{id}/rotate", post(keys::rotate::<B>))
         .route("/v1/keys/{id}/usage", get(keys::usage::<B>))
         .route("/metrics", get(metrics::render::<B>))
+        .layer(deadline)
         .route_layer(from_fn_with_state(state.admin_token, require_admin));
-    let observing = Observe {
-        metrics: Arc::clone(&state.metrics),
-        timeout: state.request_timeout,
-    };
     Router::new()
         .route("/health", get(health::health))
         .merge(keyed)
@@ -91,9 +112,17 @@ pub(crate) fn router<B: Backend>(state: Arc<AppState<B>>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(panicked))
         .with_state(state)
-        .layer(from_fn_with_state(observing, observe))
+        .layer(from_fn_with_state(metrics, observe))
         .layer(from_fn(request_id))
+}
+
+/// 500 `internal_error` for a handler that panicked (the panic is logged
+/// by the panic hook; its message is not shown to the client).
+fn panicked(_panic: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a handler panicked");
+    Failure(ApiError::internal_error()).into_response()
 }
 
 /// 404 `not_found` for a path no route has.

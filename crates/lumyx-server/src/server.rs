@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use axum::Router;
 use chrono::Utc;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use lumyx_gate::{Following, Gate, Keys, MemoryBackend, RedisBackend};
 use lumyx_keys::{ApiKey, KeyRecord, KeyStore, MemoryKeyStore, RedisKeyStore};
 use lumyx_ratelimit::RedisLimiter;
@@ -177,7 +180,11 @@ impl Server {
             source,
         })?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let serving = tokio::spawn(serve(listener, router, stopped));
+        let patience = Patience {
+            header_read: config.header_read_timeout,
+            shutdown: config.shutdown_grace,
+        };
+        let serving = tokio::spawn(serve(listener, router, patience, stopped));
         tracing::info!(addr = %local_addr, store = config.store.name(), "listening");
         Ok(RunningServer {
             started: Started {
@@ -203,19 +210,64 @@ impl fmt::Debug for Server {
     }
 }
 
-/// Serves until `stopped` fires, then lets every open request finish.
+/// How long connections may take: to send a request's head (slowloris),
+/// and to finish once a shutdown has begun.
+#[derive(Debug, Clone, Copy)]
+struct Patience {
+    header_read: Duration,
+    shutdown: Duration,
+}
+
+/// Serves HTTP/1.1 connections until `stopped` fires, then stops accepting
+/// and lets every open request finish, for at most `patience.shutdown`.
 async fn serve(
     listener: TcpListener,
     router: Router,
-    stopped: oneshot::Receiver<()>,
+    patience: Patience,
+    mut stopped: oneshot::Receiver<()>,
 ) -> io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(patience.header_read);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        // Out of file descriptors, or a connection reset
+                        // before it was accepted: go on after a breath.
+                        tracing::warn!(error = %err, "a connection could not be accepted");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = TowerToHyperService::new(router.clone());
+                let connection = http.serve_connection(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(error = %err, "a connection ended with an error");
+                    }
+                });
+            }
             // A dropped sender stops the server too.
-            let _ = stopped.await;
-            tracing::info!("shutting down: finishing the requests in flight");
-        })
+            _ = &mut stopped => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing the requests in flight");
+    if tokio::time::timeout(patience.shutdown, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still in flight after {:.1} s were cut off",
+            patience.shutdown.as_secs_f64()
+        );
+    }
+    Ok(())
 }
 
 /// The admin token of a starting server: its digest, and the token itself
@@ -401,7 +453,8 @@ impl RunningServer {
     }
 
     /// Stops accepting connections, lets the requests and streams in
-    /// flight finish, and returns when they have.
+    /// flight finish (for at most [`Config::shutdown_grace`]), and returns
+    /// when they have.
     ///
     /// # Errors
     /// When serving failed.

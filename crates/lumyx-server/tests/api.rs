@@ -386,6 +386,17 @@ async fn routing_body_and_media_errors_are_envelopes_before_authentication() {
         .await;
     expect_error(wrong, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
 
+    let bad_path = api.get("/v1/models/%ff", key).await;
+    assert_eq!(bad_path.headers()["x-ratelimit-limit-requests"], "60");
+    let bad_path = expect_error(bad_path, StatusCode::BAD_REQUEST, "invalid_value").await;
+    assert_eq!(bad_path["param"], "path");
+    expect_error(
+        api.get("/v1/keys/%ff", &server.admin).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_value",
+    )
+    .await;
+
     let post_raw = |body: Vec<u8>, content_type: Option<&str>| {
         let mut request = api
             .http
@@ -951,6 +962,53 @@ async fn conversations_are_their_owners_alone_and_paginate() {
     )
     .await;
 
+    // Through an agent, the persona's instructions lead the prompt but are
+    // not stored.
+    let agent_reply = api
+        .post(
+            "/v1/agents/tutor/chat/completions",
+            &alice,
+            json!({"model": "nova_1_1", "conversation_id": id, "messages": [{"role": "user", "content": "third"}]}),
+        )
+        .await;
+    assert_eq!(agent_reply.status(), StatusCode::OK);
+    let messages: Value = api
+        .get(&format!("{path}/messages?order=asc"), &alice)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let roles: Vec<&str> = messages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "user", "assistant", "user", "assistant"]);
+
+    // A full conversation takes no more messages.
+    let many: Vec<Value> = (0..lumyx_server::MAX_MESSAGES_PER_CONVERSATION)
+        .map(|i| json!({"role": "user", "content": format!("m{i}")}))
+        .collect();
+    let full: Value = api
+        .post("/v1/conversations", &alice, json!({"messages": many}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let full_id = full["id"].as_str().unwrap();
+    let refused = api
+        .post(
+            "/v1/chat/completions",
+            &alice,
+            json!({"model": "nova_1_1", "conversation_id": full_id, "messages": [{"role": "user", "content": "one more"}]}),
+        )
+        .await;
+    let refused = expect_error(refused, StatusCode::BAD_REQUEST, "invalid_value").await;
+    assert_eq!(refused["param"], "messages");
+    api.delete(&format!("/v1/conversations/{full_id}"), &alice)
+        .await;
+
     // Update, pagination, delete.
     let updated: Value = api
         .post(&path, &alice, json!({"metadata": {"topic": "keys"}}))
@@ -1135,16 +1193,133 @@ async fn a_request_past_its_deadline_is_a_503_envelope() {
         .expose_secret()
         .to_owned();
     let api = Client::new(format!("http://{}", running.local_addr()));
-    let error = expect_error(
-        api.chat(&key, "anyone there?").await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "service_unavailable",
-    )
-    .await;
+    let late = api.chat(&key, "anyone there?").await;
+    assert_eq!(
+        late.headers()["x-ratelimit-remaining-requests"],
+        "59",
+        "a late answer still carries the key's headers"
+    );
+    let error = expect_error(late, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
     assert_eq!(error["type"], "server_error");
     assert_eq!(
         api.get("/v1/models", &key).await.status(),
         StatusCode::OK,
         "the server still serves"
     );
+}
+
+/// A model that panics.
+struct PanickingModel;
+
+#[async_trait]
+impl ChatModel for PanickingModel {
+    fn models(&self) -> Vec<Model> {
+        DemoModel.models()
+    }
+
+    async fn complete(&self, _prompt: &Prompt) -> Result<Completion, ApiError> {
+        panic!("the model broke")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_is_a_500_envelope_and_a_broken_stream_says_so() {
+    let running = Server::new(common::test_config())
+        .with_model(PanickingModel)
+        .start()
+        .await
+        .unwrap();
+    let key = running
+        .started()
+        .demo_key
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let api = Client::new(format!("http://{}", running.local_addr()));
+    expect_error(
+        api.chat(&key, "hi").await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+    )
+    .await;
+
+    let body = json!({"model": "nova_1_1", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let streamed = api
+        .post("/v1/chat/completions", &key, body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let data = sse_data(&streamed);
+    assert_ne!(
+        data.last().map(String::as_str),
+        Some("[DONE]"),
+        "{streamed}"
+    );
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "internal_error", "{streamed}");
+    assert_eq!(
+        api.get("/v1/models", &key).await.status(),
+        StatusCode::OK,
+        "the server still serves"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = lumyx_server::Config {
+        header_read_timeout: Duration::from_millis(300),
+        ..common::test_config()
+    };
+    let running = Server::new(config).start().await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(running.local_addr())
+        .await
+        .unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer)).await;
+    assert!(
+        closed.is_ok(),
+        "the server closes a connection whose head never ends"
+    );
+    let api = Client::new(format!("http://{}", running.local_addr()));
+    assert_eq!(
+        api.call(Method::GET, "/health", None, None).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_waits_for_streams_no_longer_than_its_grace() {
+    let config = lumyx_server::Config {
+        shutdown_grace: Duration::from_millis(300),
+        ..common::test_config()
+    };
+    let never = Arc::new(tokio::sync::Notify::new());
+    let running = Server::new(config)
+        .with_model(HeldModel {
+            release: Arc::clone(&never),
+        })
+        .start()
+        .await
+        .unwrap();
+    let key = running
+        .started()
+        .demo_key
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let api = Client::new(format!("http://{}", running.local_addr()));
+    let body = json!({"model": "nova_1_1", "stream": true, "messages": [{"role": "user", "content": "hold"}]});
+    let mut response = api.post("/v1/chat/completions", &key, body).await;
+    assert!(response.chunk().await.unwrap().is_some());
+    tokio::time::timeout(Duration::from_secs(5), running.shutdown())
+        .await
+        .expect("the shutdown gives up on the stream after its grace")
+        .expect("a clean shutdown");
 }

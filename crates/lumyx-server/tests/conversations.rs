@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use lumyx_api_types::{
     Conversation, ConversationMessage, ListOrder, ListPage, ListParams, Metadata, Role,
 };
-use lumyx_server::{ConversationStore, MemoryConversations, RedisConversations, StoreError};
+use lumyx_server::{
+    ConversationStore, MAX_CONVERSATION_BYTES, MAX_MESSAGES_PER_CONVERSATION, MemoryConversations,
+    RedisConversations, StoreError,
+};
 use lumyx_test_support::RedisServer;
 
 /// The owners of the contract; the first has characters a Redis key or a
@@ -16,6 +19,14 @@ use lumyx_test_support::RedisServer;
 const OWNER: &str = "acct: one {x}/ü";
 const OTHER: &str = "acct_2";
 const LISTER: &str = "acct_3";
+/// The owner of the conversations that reach the caps.
+const FILLER: &str = "acct_4";
+
+/// A `last` of history that asks for every message.
+const ALL: usize = usize::MAX;
+
+/// One MiB.
+const MIB: usize = 1024 * 1024;
 
 fn metadata(pairs: &[(&str, &str)]) -> Metadata {
     pairs
@@ -96,6 +107,190 @@ fn unknown_cursor<T: std::fmt::Debug>(result: Result<T, StoreError>) {
     );
 }
 
+fn full<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    match result {
+        Err(err @ StoreError::Full { .. }) => {
+            assert!(
+                matches!(
+                    err,
+                    StoreError::Full {
+                        max_messages: MAX_MESSAGES_PER_CONVERSATION,
+                        max_bytes: MAX_CONVERSATION_BYTES,
+                    }
+                ),
+                "{err:?}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "the conversation is full: at most {MAX_MESSAGES_PER_CONVERSATION} messages \
+                     and {MAX_CONVERSATION_BYTES} bytes"
+                )
+            );
+        }
+        other => panic!("expected Full, got {other:?}"),
+    }
+}
+
+/// `count` user messages of `size` bytes each.
+fn many(count: usize, size: usize) -> Vec<(Role, String)> {
+    (0..count).map(|_| (Role::User, "m".repeat(size))).collect()
+}
+
+/// Asserts that `owner`'s conversation `id` is still `conversation` with
+/// the messages `history`.
+async fn assert_unchanged(
+    store: &dyn ConversationStore,
+    owner: &str,
+    conversation: &Conversation,
+    history: &[ConversationMessage],
+) {
+    let id = &conversation.id;
+    assert_eq!(
+        store.get(owner, id).await.unwrap().as_ref(),
+        Some(conversation)
+    );
+    let now = store.history(owner, id, ALL).await.unwrap().unwrap();
+    assert_eq!(now.len(), history.len());
+    assert!(now == history, "the history changed");
+}
+
+/// The caps of one conversation, in messages and in bytes.
+async fn caps(store: &dyn ConversationStore) {
+    // Creating past either cap is refused, and makes no conversation.
+    full(
+        store
+            .create(FILLER, None, many(MAX_MESSAGES_PER_CONVERSATION + 1, 1))
+            .await,
+    );
+    full(
+        store
+            .create(FILLER, None, many(1, MAX_CONVERSATION_BYTES + 1))
+            .await,
+    );
+    full(
+        store
+            .create(
+                FILLER,
+                None,
+                vec![
+                    (Role::User, "m".repeat(MAX_CONVERSATION_BYTES - 1)),
+                    (Role::Assistant, "mm".to_owned()),
+                ],
+            )
+            .await,
+    );
+    assert!(
+        store
+            .list(FILLER, &ListParams::default())
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+
+    // The message cap: one short, two more are refused, one is not, and
+    // then nothing more.
+    let conversation = store
+        .create(FILLER, None, many(MAX_MESSAGES_PER_CONVERSATION - 1, 1))
+        .await
+        .unwrap();
+    let id = &conversation.id;
+    let history = store.history(FILLER, id, ALL).await.unwrap().unwrap();
+    assert_eq!(history.len(), MAX_MESSAGES_PER_CONVERSATION - 1);
+    full(store.append(FILLER, id, many(2, 1)).await);
+    assert_unchanged(store, FILLER, &conversation, &history).await;
+    // Another owner still finds nothing rather than a full conversation.
+    assert_eq!(store.append(OTHER, id, many(2, 1)).await.unwrap(), None);
+    let last = store.append(FILLER, id, many(1, 1)).await.unwrap().unwrap();
+    let mut history = history;
+    history.extend(last);
+    assert_unchanged(store, FILLER, &conversation, &history).await;
+    full(store.append(FILLER, id, many(1, 0)).await);
+    assert_unchanged(store, FILLER, &conversation, &history).await;
+    let page = store
+        .messages(FILLER, id, &params(100, None, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.data.len(), 100);
+    assert_eq!(page.data[0], history[MAX_MESSAGES_PER_CONVERSATION - 1]);
+    // History answers the tail only.
+    assert_eq!(
+        store.history(FILLER, id, 3).await.unwrap().unwrap(),
+        history[MAX_MESSAGES_PER_CONVERSATION - 3..]
+    );
+    // A full conversation still changes its metadata and is deleted.
+    let updated = store
+        .update(FILLER, id, metadata(&[("full", "yes")]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_unchanged(store, FILLER, &updated, &history).await;
+    assert!(store.delete(FILLER, id).await.unwrap());
+
+    // The byte cap: a few large messages, 10 bytes short; 11 more bytes are
+    // refused, 10 are not, and then not one more byte.
+    let first = vec![
+        (Role::System, "s".repeat(MIB)),
+        (Role::User, "u".repeat(MIB)),
+        (Role::Assistant, "a".repeat(MIB)),
+        (Role::User, "é".repeat((MIB - 10) / 2)),
+    ];
+    assert_eq!(
+        first.iter().map(|(_, text)| text.len()).sum::<usize>(),
+        MAX_CONVERSATION_BYTES - 10
+    );
+    let conversation = store.create(FILLER, None, first.clone()).await.unwrap();
+    let id = &conversation.id;
+    let history = store.history(FILLER, id, ALL).await.unwrap().unwrap();
+    assert_eq!(contents(&history), first);
+    full(store.append(FILLER, id, many(1, 11)).await);
+    assert_unchanged(store, FILLER, &conversation, &history).await;
+    full(store.append(FILLER, id, many(11, 1)).await);
+    assert_unchanged(store, FILLER, &conversation, &history).await;
+    // Two bytes of one character count as two.
+    full(
+        store
+            .append(FILLER, id, vec![(Role::User, "é".repeat(5) + "x")])
+            .await,
+    );
+    assert_unchanged(store, FILLER, &conversation, &history).await;
+    let appended = store.append(FILLER, id, many(2, 5)).await.unwrap().unwrap();
+    let mut history = history;
+    history.extend(appended);
+    assert_unchanged(store, FILLER, &conversation, &history).await;
+    full(store.append(FILLER, id, many(1, 1)).await);
+    // A message without content adds no bytes.
+    let empty = store.append(FILLER, id, many(1, 0)).await.unwrap().unwrap();
+    history.extend(empty);
+    assert_unchanged(store, FILLER, &conversation, &history).await;
+    assert!(store.delete(FILLER, id).await.unwrap());
+
+    // Appends at the same time do not pass the cap together: of ten
+    // appends of one message to a conversation two short, two are stored.
+    let conversation = store
+        .create(FILLER, None, many(MAX_MESSAGES_PER_CONVERSATION - 2, 1))
+        .await
+        .unwrap();
+    let id = &conversation.id;
+    let results =
+        futures_util::future::join_all((0..10).map(|_| store.append(FILLER, id, many(1, 1)))).await;
+    let mut stored = 0;
+    for result in results {
+        match result {
+            Ok(Some(_)) => stored += 1,
+            other => full(other),
+        }
+    }
+    assert_eq!(stored, 2);
+    assert_eq!(
+        store.history(FILLER, id, ALL).await.unwrap().unwrap().len(),
+        MAX_MESSAGES_PER_CONVERSATION
+    );
+    assert!(store.delete(FILLER, id).await.unwrap());
+}
+
 /// What every store must do.
 async fn contract(store: &dyn ConversationStore) {
     // Create, with metadata and messages; get answers it.
@@ -118,7 +313,7 @@ async fn contract(store: &dyn ConversationStore) {
         store.get(OWNER, &id).await.unwrap(),
         Some(conversation.clone())
     );
-    let history = store.history(OWNER, &id).await.unwrap().unwrap();
+    let history = store.history(OWNER, &id, ALL).await.unwrap().unwrap();
     assert_eq!(
         contents(&history),
         text(&[(Role::System, "Be brief."), (Role::User, "Hello")])
@@ -138,7 +333,10 @@ async fn contract(store: &dyn ConversationStore) {
         store.get(OWNER, &bare.id).await.unwrap(),
         Some(bare.clone())
     );
-    assert_eq!(store.history(OWNER, &bare.id).await.unwrap(), Some(vec![]));
+    assert_eq!(
+        store.history(OWNER, &bare.id, ALL).await.unwrap(),
+        Some(vec![])
+    );
 
     // Another owner: as if it did not exist, and it changes nothing.
     assert_eq!(store.get(OTHER, &id).await.unwrap(), None);
@@ -164,7 +362,7 @@ async fn contract(store: &dyn ConversationStore) {
             .unwrap(),
         None
     );
-    assert_eq!(store.history(OTHER, &id).await.unwrap(), None);
+    assert_eq!(store.history(OTHER, &id, ALL).await.unwrap(), None);
     let others = store.list(OTHER, &ListParams::default()).await.unwrap();
     assert!(others.data.is_empty());
     assert_eq!((others.first_id, others.last_id), (None, None));
@@ -175,7 +373,7 @@ async fn contract(store: &dyn ConversationStore) {
         Some(conversation.clone())
     );
     assert_eq!(
-        store.history(OWNER, &id).await.unwrap(),
+        store.history(OWNER, &id, ALL).await.unwrap(),
         Some(history.clone())
     );
 
@@ -222,7 +420,10 @@ async fn contract(store: &dyn ConversationStore) {
     }
     let mut all = history.clone();
     all.extend(appended.iter().cloned());
-    assert_eq!(store.history(OWNER, &id).await.unwrap(), Some(all.clone()));
+    assert_eq!(
+        store.history(OWNER, &id, ALL).await.unwrap(),
+        Some(all.clone())
+    );
     let more = store
         .append(OWNER, &id, text(&[(Role::Assistant, "Fine.")]))
         .await
@@ -230,6 +431,32 @@ async fn contract(store: &dyn ConversationStore) {
         .unwrap();
     all.extend(more);
     let all_ids: Vec<&String> = all.iter().map(|message| &message.id).collect();
+    // History with `last`: the most recent, oldest first.
+    for (last, want) in [
+        (0, &all[5..]),
+        (1, &all[4..]),
+        (2, &all[3..]),
+        (4, &all[1..]),
+        (5, &all[..]),
+        (6, &all[..]),
+        (1000, &all[..]),
+    ] {
+        assert_eq!(
+            store.history(OWNER, &id, last).await.unwrap().as_deref(),
+            Some(want),
+            "last {last}"
+        );
+    }
+    assert_eq!(
+        store.history(OWNER, &bare.id, 1).await.unwrap(),
+        Some(vec![])
+    );
+    assert_eq!(
+        store.history(OWNER, &bare.id, 0).await.unwrap(),
+        Some(vec![])
+    );
+    assert_eq!(store.history(OTHER, &id, 2).await.unwrap(), None);
+    assert_eq!(store.history(OWNER, "conv_missing", 2).await.unwrap(), None);
     let mut unique = all_ids.clone();
     unique.sort();
     unique.dedup();
@@ -379,7 +606,11 @@ async fn contract(store: &dyn ConversationStore) {
         .create(OWNER, None, text(&[(Role::User, "elsewhere")]))
         .await
         .unwrap();
-    let elsewhere_message = store.history(OWNER, &elsewhere.id).await.unwrap().unwrap()[0]
+    let elsewhere_message = store
+        .history(OWNER, &elsewhere.id, ALL)
+        .await
+        .unwrap()
+        .unwrap()[0]
         .id
         .clone();
     unknown_cursor(
@@ -487,7 +718,7 @@ async fn contract(store: &dyn ConversationStore) {
     assert!(store.delete(OWNER, &id).await.unwrap());
     assert!(!store.delete(OWNER, &id).await.unwrap());
     assert_eq!(store.get(OWNER, &id).await.unwrap(), None);
-    assert_eq!(store.history(OWNER, &id).await.unwrap(), None);
+    assert_eq!(store.history(OWNER, &id, ALL).await.unwrap(), None);
     assert_eq!(
         store
             .messages(OWNER, &id, &ListParams::default())
@@ -522,6 +753,8 @@ async fn contract(store: &dyn ConversationStore) {
             .len(),
         5
     );
+
+    caps(store).await;
 }
 
 #[tokio::test]
@@ -573,7 +806,7 @@ async fn redis_instances_share_conversations() {
         .await
         .unwrap()
         .unwrap();
-    let history = one.history(OWNER, id).await.unwrap().unwrap();
+    let history = one.history(OWNER, id, ALL).await.unwrap().unwrap();
     assert_eq!(
         contents(&history),
         text(&[(Role::User, "Hello"), (Role::Assistant, "Hi")])
@@ -725,6 +958,19 @@ async fn a_redis_that_does_not_answer_times_out() {
     assert!(store.get(OWNER, &conversation.id).await.unwrap().is_some());
 }
 
+/// Asserts that `result` is [`StoreError::Corrupt`], names the conversation
+/// `id`, and shows nothing of `secret`.
+fn corrupt_without<T: std::fmt::Debug>(result: Result<T, StoreError>, id: &str, secret: &str) {
+    match result {
+        Err(err @ StoreError::Corrupt(_)) => {
+            let shown = format!("{err} {err:?}");
+            assert!(shown.contains(id), "{shown}");
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn redis_data_it_cannot_read_is_corrupt() {
     let Some(server) = RedisServer::start_or_skip("redis_data_it_cannot_read_is_corrupt") else {
@@ -743,26 +989,121 @@ async fn redis_data_it_cannot_read_is_corrupt() {
     let client = redis::Client::open(server.url()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
 
-    redis::cmd("HSET")
-        .arg(format!("ns:c:{{{id}}}"))
-        .arg("metadata")
-        .arg("not json")
-        .query_async::<()>(&mut connection)
-        .await
-        .unwrap();
-    let result = store.get(OWNER, id).await;
-    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
-    let result = store.list(OWNER, &ListParams::default()).await;
-    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    let conversation_key = format!("ns:c:{{{id}}}");
+    let messages_key = format!("ns:m:{{{id}}}");
+    let field = |field: &str| {
+        redis::cmd("HGET")
+            .arg(&conversation_key)
+            .arg(field)
+            .to_owned()
+    };
+    let set = |field: &str, value: &str| {
+        redis::cmd("HSET")
+            .arg(&conversation_key)
+            .arg(field)
+            .arg(value)
+            .to_owned()
+    };
+    // The running count of content bytes.
+    let bytes: String = field("bytes").query_async(&mut connection).await.unwrap();
+    assert_eq!(bytes, "5");
 
-    redis::cmd("RPUSH")
-        .arg(format!("ns:m:{{{id}}}"))
-        .arg("{\"id\":")
+    // What is stored is the clients' text: errors say what and where, but
+    // not the text (which serde_json's own message would quote).
+    set("metadata", "\"sk-SECRET-metadata\"")
         .query_async::<()>(&mut connection)
         .await
         .unwrap();
-    let result = store.history(OWNER, id).await;
-    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    corrupt_without(store.get(OWNER, id).await, id, "SECRET");
+    corrupt_without(
+        store.list(OWNER, &ListParams::default()).await,
+        id,
+        "SECRET",
+    );
+    set("metadata", "not json SECRET")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    corrupt_without(store.get(OWNER, id).await, id, "SECRET");
+    set("metadata", "null")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    set("created_at", "sk-SECRET-created")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    corrupt_without(store.get(OWNER, id).await, id, "SECRET");
+    corrupt_without(
+        store.update(OWNER, id, metadata(&[("k", "v")])).await,
+        id,
+        "SECRET",
+    );
+    set("created_at", &conversation.created_at.to_string())
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    assert!(store.get(OWNER, id).await.unwrap().is_some());
+
+    let message = r#"{"id":"msg_1","object":"conversation.message","created_at":"sk-SECRET-message","role":"user","content":"SECRET"}"#;
+    for broken in [message, "{\"id\":\"SECRET"] {
+        redis::cmd("RPUSH")
+            .arg(&messages_key)
+            .arg(broken)
+            .query_async::<()>(&mut connection)
+            .await
+            .unwrap();
+        let result = store.history(OWNER, id, ALL).await;
+        assert!(
+            format!("{result:?}").contains("message 1 of the 2"),
+            "{result:?}"
+        );
+        corrupt_without(result, id, "SECRET");
+        corrupt_without(store.history(OWNER, id, 1).await, id, "SECRET");
+        corrupt_without(
+            store.messages(OWNER, id, &ListParams::default()).await,
+            id,
+            "SECRET",
+        );
+        // Only what is read is parsed.
+        assert_eq!(
+            contents(&store.history(OWNER, id, 0).await.unwrap().unwrap()),
+            Vec::new()
+        );
+        redis::cmd("RPOP")
+            .arg(&messages_key)
+            .query_async::<()>(&mut connection)
+            .await
+            .unwrap();
+    }
+    let history = store.history(OWNER, id, ALL).await.unwrap().unwrap();
+    assert_eq!(contents(&history), text(&[(Role::User, "Hello")]));
+
+    // A byte count that is no count: the append is refused, nothing added.
+    set("bytes", "SECRET")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    corrupt_without(
+        store.append(OWNER, id, text(&[(Role::User, "more")])).await,
+        id,
+        "SECRET",
+    );
+    assert_eq!(store.history(OWNER, id, ALL).await.unwrap(), Some(history));
+    // A conversation written before the count was kept counts as 0.
+    redis::cmd("HDEL")
+        .arg(&conversation_key)
+        .arg("bytes")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    store
+        .append(OWNER, id, text(&[(Role::Assistant, "Hi")]))
+        .await
+        .unwrap()
+        .unwrap();
+    let bytes: String = field("bytes").query_async(&mut connection).await.unwrap();
+    assert_eq!(bytes, "2");
 
     // A key of the wrong type is Redis refusing the call: corrupt, not down.
     redis::cmd("DEL")
@@ -776,6 +1117,6 @@ async fn redis_data_it_cannot_read_is_corrupt() {
         .query_async::<()>(&mut connection)
         .await
         .unwrap();
-    let result = store.history(OWNER, id).await;
+    let result = store.history(OWNER, id, ALL).await;
     assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
 }

@@ -3,7 +3,10 @@
 //!
 //! All owners' conversations sit in one map behind one mutex, which no call
 //! holds across an `.await`. A list sorts the owner's conversations on each
-//! call, which is simple and fast enough for what one process keeps.
+//! call, which is simple and fast enough for what one process keeps. Under
+//! the lock, a history or a page of messages copies only the messages it
+//! answers, and an append checks the caps against a running count of the
+//! conversation's content bytes.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -12,9 +15,14 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use lumyx_api_types::{Conversation, ConversationMessage, ListPage, ListParams, Metadata, Role};
 
-use super::{ConversationStore, StoreError, new_conversation_id, new_messages, now};
+use super::{
+    ConversationStore, MAX_CONVERSATION_BYTES, MAX_MESSAGES_PER_CONVERSATION, StoreError,
+    content_bytes, full, new_conversation_id, new_messages, now,
+};
 
-/// Conversations kept in memory; see the [module docs](self).
+/// Conversations kept in this process's memory, lost when it ends: all
+/// owners' conversations in one map behind one mutex, never held across
+/// an `.await`.
 ///
 /// ```
 /// use lumyx_server::{ConversationStore, MemoryConversations};
@@ -25,7 +33,7 @@ use super::{ConversationStore, StoreError, new_conversation_id, new_messages, no
 /// let conversation = store
 ///     .create("acct_1", None, vec![(Role::User, "Hello".to_owned())])
 ///     .await?;
-/// let history = store.history("acct_1", &conversation.id).await?;
+/// let history = store.history("acct_1", &conversation.id, 50).await?;
 /// assert_eq!(history.map(|messages| messages.len()), Some(1));
 /// // Another owner is told nothing about it.
 /// assert!(store.get("acct_2", &conversation.id).await?.is_none());
@@ -57,12 +65,21 @@ struct StoredConversation {
     sequence: u64,
     metadata: Option<Metadata>,
     messages: Vec<ConversationMessage>,
+    /// The bytes of content of `messages`.
+    bytes: usize,
 }
 
 impl StoredConversation {
     fn to_conversation(&self, id: &str) -> Conversation {
         Conversation::new(id, self.created_at, self.metadata.clone())
     }
+}
+
+/// Whether a conversation of `messages` messages and `bytes` bytes of
+/// content, with `new` added, stays within the caps.
+fn fits(messages: usize, bytes: usize, new: &[ConversationMessage]) -> bool {
+    messages.saturating_add(new.len()) <= MAX_MESSAGES_PER_CONVERSATION
+        && bytes.saturating_add(content_bytes(new)) <= MAX_CONVERSATION_BYTES
 }
 
 impl MemoryConversations {
@@ -72,8 +89,9 @@ impl MemoryConversations {
     }
 
     /// The state; a panic of another call while it held the lock left no
-    /// half-made change (every change is a single insert, push or remove),
-    /// so a poisoned lock is taken as it is.
+    /// half-made change (every change is a single insert, extend or remove,
+    /// with the byte count set only after it), so a poisoned lock is taken
+    /// as it is.
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -105,6 +123,10 @@ impl ConversationStore for MemoryConversations {
     ) -> Result<Conversation, StoreError> {
         let created_at = now();
         let messages = new_messages(created_at, messages);
+        if !fits(0, 0, &messages) {
+            return Err(full());
+        }
+        let bytes = content_bytes(&messages);
         let mut state = self.state();
         let sequence = state.next_sequence;
         state.next_sequence += 1;
@@ -119,6 +141,7 @@ impl ConversationStore for MemoryConversations {
                     sequence,
                     metadata,
                     messages,
+                    bytes,
                 });
                 return Ok(stored.to_conversation(&id));
             }
@@ -190,10 +213,15 @@ impl ConversationStore for MemoryConversations {
     ) -> Result<Option<Vec<ConversationMessage>>, StoreError> {
         let messages = new_messages(now(), messages);
         let mut state = self.state();
-        Ok(state.owned_mut(owner, id).map(|conversation| {
-            conversation.messages.extend(messages.iter().cloned());
-            messages
-        }))
+        let Some(conversation) = state.owned_mut(owner, id) else {
+            return Ok(None);
+        };
+        if !fits(conversation.messages.len(), conversation.bytes, &messages) {
+            return Err(full());
+        }
+        conversation.messages.extend(messages.iter().cloned());
+        conversation.bytes += content_bytes(&messages);
+        Ok(Some(messages))
     }
 
     async fn messages(
@@ -202,23 +230,30 @@ impl ConversationStore for MemoryConversations {
         id: &str,
         page: &ListParams,
     ) -> Result<Option<ListPage<ConversationMessage>>, StoreError> {
-        let messages = self.history(owner, id).await?;
-        messages
-            .map(|messages| {
-                ListPage::paginate(messages, page, |message| &message.id)
-                    .ok_or(StoreError::UnknownCursor)
-            })
-            .transpose()
+        let state = self.state();
+        let Some(conversation) = state.owned(owner, id) else {
+            return Ok(None);
+        };
+        // Paginated by reference, so that only the page is copied.
+        let messages: Vec<&ConversationMessage> = conversation.messages.iter().collect();
+        let found = ListPage::paginate(messages, page, |message| &message.id)
+            .ok_or(StoreError::UnknownCursor)?;
+        let data = found.data.into_iter().cloned().collect();
+        Ok(Some(ListPage::new(data, found.has_more, |message| {
+            &message.id
+        })))
     }
 
     async fn history(
         &self,
         owner: &str,
         id: &str,
+        last: usize,
     ) -> Result<Option<Vec<ConversationMessage>>, StoreError> {
         let state = self.state();
-        Ok(state
-            .owned(owner, id)
-            .map(|conversation| conversation.messages.clone()))
+        Ok(state.owned(owner, id).map(|conversation| {
+            let start = conversation.messages.len().saturating_sub(last);
+            conversation.messages[start..].to_vec()
+        }))
     }
 }

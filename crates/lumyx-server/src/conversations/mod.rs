@@ -4,6 +4,11 @@
 //! names the owner, and another owner's conversation is "not found", never
 //! "forbidden", so its existence is not told.
 //!
+//! A conversation holds at most [`MAX_MESSAGES_PER_CONVERSATION`] messages
+//! and [`MAX_CONVERSATION_BYTES`] bytes of message content, so that no key
+//! holder can grow one without limit; a chat completion replays only its
+//! most recent messages ([`ConversationStore::history`]).
+//!
 //! Two stores keep the same contract: [`MemoryConversations`] in this
 //! process, and [`RedisConversations`] shared by every instance.
 
@@ -17,6 +22,33 @@ mod redis;
 
 pub use self::memory::MemoryConversations;
 pub use self::redis::{RedisConversations, RedisConversationsBuilder};
+
+/// The most messages one conversation holds: a [`ConversationStore::create`]
+/// or [`ConversationStore::append`] that would pass it is refused with
+/// [`StoreError::Full`].
+pub const MAX_MESSAGES_PER_CONVERSATION: usize = 1000;
+
+/// The most bytes of message content (the UTF-8 bytes of every message's
+/// `content`, summed) one conversation holds: a
+/// [`ConversationStore::create`] or [`ConversationStore::append`] that would
+/// pass it is refused with [`StoreError::Full`]. 4 MiB.
+pub const MAX_CONVERSATION_BYTES: usize = 4 * 1024 * 1024;
+
+/// The bytes of content of `messages`, as [`MAX_CONVERSATION_BYTES`] counts
+/// them.
+fn content_bytes(messages: &[ConversationMessage]) -> usize {
+    messages
+        .iter()
+        .fold(0, |sum, message| sum.saturating_add(message.content.len()))
+}
+
+/// The refusal of a write that would pass the caps.
+fn full() -> StoreError {
+    StoreError::Full {
+        max_messages: MAX_MESSAGES_PER_CONVERSATION,
+        max_bytes: MAX_CONVERSATION_BYTES,
+    }
+}
 
 /// Unix seconds now: the stores' clock.
 fn now() -> i64 {
@@ -53,6 +85,16 @@ pub enum StoreError {
     /// `invalid_value` with `param` `after`.
     #[error("`after` names no item of this list")]
     UnknownCursor,
+    /// The messages of a create or an append would pass
+    /// [`MAX_MESSAGES_PER_CONVERSATION`] or [`MAX_CONVERSATION_BYTES`]:
+    /// nothing was written.
+    #[error("the conversation is full: at most {max_messages} messages and {max_bytes} bytes")]
+    Full {
+        /// The most messages a conversation holds.
+        max_messages: usize,
+        /// The most bytes of message content a conversation holds.
+        max_bytes: usize,
+    },
 }
 
 /// Where conversations and their messages live.
@@ -64,9 +106,17 @@ pub enum StoreError {
 ///
 /// Ids are made by the store: `conv_` and `msg_`, each with 24 random hex
 /// digits. Times are Unix seconds of the store's clock.
+///
+/// A conversation holds at most [`MAX_MESSAGES_PER_CONVERSATION`] messages
+/// and [`MAX_CONVERSATION_BYTES`] bytes of content: a create or an append
+/// that would pass either is refused with [`StoreError::Full`] and writes
+/// nothing, in the same step as the check, so concurrent appends cannot
+/// pass the caps together.
 #[async_trait]
 pub trait ConversationStore: Send + Sync + 'static {
-    /// A new conversation of `owner`, with `metadata` and first `messages`.
+    /// A new conversation of `owner`, with `metadata` and first `messages`;
+    /// [`StoreError::Full`] (and no conversation) when `messages` alone pass
+    /// the caps.
     async fn create(
         &self,
         owner: &str,
@@ -99,6 +149,8 @@ pub trait ConversationStore: Send + Sync + 'static {
 
     /// Adds `messages` at the end of `owner`'s conversation `id`, and
     /// answers them as stored; `None` when there is no such conversation.
+    /// [`StoreError::Full`] when the conversation with them would pass the
+    /// caps: then none of them is added.
     async fn append(
         &self,
         owner: &str,
@@ -115,12 +167,15 @@ pub trait ConversationStore: Send + Sync + 'static {
         page: &ListParams,
     ) -> Result<Option<ListPage<ConversationMessage>>, StoreError>;
 
-    /// Every message of `owner`'s conversation `id`, oldest first: the
+    /// The `last` most recent messages of `owner`'s conversation `id`
+    /// (all of them when it has no more than `last`), oldest first: the
     /// history a chat completion replays; `None` when there is no such
-    /// conversation.
+    /// conversation. `last` bounds what one call reads and copies; 0
+    /// answers an empty history of a conversation that exists.
     async fn history(
         &self,
         owner: &str,
         id: &str,
+        last: usize,
     ) -> Result<Option<Vec<ConversationMessage>>, StoreError>;
 }

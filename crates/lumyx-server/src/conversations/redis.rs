@@ -5,7 +5,9 @@
 //! an owner of any characters makes a well-formed key:
 //! - `<ns>:c:{<id>}`: a hash per conversation: `owner` (the digest),
 //!   `created_at` (Unix seconds), `metadata` (JSON, `null` when there is
-//!   none) and `sort_key` (its member in the owner's sorted set);
+//!   none), `sort_key` (its member in the owner's sorted set) and `bytes`
+//!   (the bytes of content of its messages, which the caps count; a
+//!   conversation written before it was kept counts as 0);
 //! - `<ns>:m:{<id>}`: a list of its messages, oldest first, each the JSON of
 //!   a [`ConversationMessage`];
 //! - `<ns>:i:{<id>}`: a hash from each message id to its place in that list,
@@ -25,6 +27,15 @@
 //! conversations its set names from inside its script: those scripts need
 //! every key on one server (no Redis Cluster).
 //!
+//! The caps ([`MAX_MESSAGES_PER_CONVERSATION`], [`MAX_CONVERSATION_BYTES`])
+//! are checked by the script that writes, against the list's length and
+//! `bytes`, before it writes anything. A history reads only the messages it
+//! answers (`LRANGE` of the list's tail).
+//!
+//! An error for data the store cannot read says what is wrong and where (the
+//! field, the conversation, the message's place, the length) but never the
+//! stored text, which is the clients' and may be large or secret.
+//!
 //! Nothing is cached: every call is one round trip, bounded by the timeout.
 
 use std::fmt;
@@ -41,12 +52,27 @@ use redis::aio::ConnectionManager;
 use redis::{RedisResult, Script, ScriptInvocation};
 use sha2::{Digest, Sha256};
 
-use super::{ConversationStore, StoreError, new_conversation_id, new_messages, now};
+use super::{
+    ConversationStore, MAX_CONVERSATION_BYTES, MAX_MESSAGES_PER_CONVERSATION, StoreError,
+    content_bytes, full, new_conversation_id, new_messages, now,
+};
 
-/// A Lua function that the scripts which add messages share: pushes
-/// (message id, message JSON) pairs of `argv`, from `argv[from]` on, onto a
-/// conversation's list, and records each id's place in its index.
+/// Lua functions that the scripts which add messages share.
+///
+/// `too_much` tells whether a conversation of `stored` messages and
+/// `stored_bytes` bytes of content would pass the caps with the messages of
+/// `argv`, from `argv[from]` on, of `argv[bytes]` bytes: the caps are
+/// `argv[bytes + 1]` messages and `argv[bytes + 2]` bytes.
+///
+/// `append_messages` pushes (message id, message JSON) pairs of `argv`,
+/// from `argv[from]` on, onto a conversation's list, and records each id's
+/// place in its index.
 const APPEND_MESSAGES: &str = r"
+local function too_much(stored, stored_bytes, argv, bytes, from)
+  local count = (#argv - from + 1) / 2
+  return stored + count > tonumber(argv[bytes + 1])
+    or stored_bytes + tonumber(argv[bytes]) > tonumber(argv[bytes + 2])
+end
 local function append_messages(messages, index, argv, from)
   local place = redis.call('LLEN', messages)
   for i = from, #argv, 2 do
@@ -57,18 +83,21 @@ local function append_messages(messages, index, argv, from)
 end
 ";
 
-/// Creates a conversation unless its id is taken; answers 1, or 0 when
-/// taken. KEYS: counter, owner's set, conversation, messages, message index.
-/// ARGV: owner digest, created_at, metadata JSON, id, then message id and
+/// Creates a conversation unless its id is taken or its messages pass the
+/// caps; answers 1, 0 when taken, or -1 when they pass the caps (nothing is
+/// written). KEYS: counter, owner's set, conversation, messages, message
+/// index. ARGV: owner digest, created_at, metadata JSON, id, bytes of the
+/// messages' content, most messages, most bytes, then message id and
 /// message JSON pairs.
 const CREATE: &str = r"
+if too_much(0, 0, ARGV, 5, 8) then return -1 end
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 local sequence = redis.call('INCR', KEYS[1])
 local sort_key = string.format('%020d', sequence) .. ':' .. ARGV[4]
 redis.call('HSET', KEYS[3], 'owner', ARGV[1], 'created_at', ARGV[2],
-  'metadata', ARGV[3], 'sort_key', sort_key)
+  'metadata', ARGV[3], 'sort_key', sort_key, 'bytes', ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[2], sort_key)
-append_messages(KEYS[4], KEYS[5], ARGV, 5)
+append_messages(KEYS[4], KEYS[5], ARGV, 8)
 return 1";
 
 /// Replaces the metadata of the owner's conversation; answers its
@@ -89,12 +118,23 @@ if sort_key then redis.call('ZREM', KEYS[4], sort_key) end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return 1";
 
-/// Adds messages to the owner's conversation; answers 1, or 0 when there is
-/// no such conversation. KEYS: conversation, messages, message index. ARGV:
-/// owner digest, then message id and message JSON pairs.
+/// Adds messages to the owner's conversation; answers 1, 0 when there is no
+/// such conversation, -1 when they would pass the caps, or -2 when its
+/// `bytes` is not a count (in the last two cases nothing is written). The
+/// count is raised before the messages are pushed, so that a failure
+/// leaves no message without its bytes counted. KEYS: conversation,
+/// messages, message index. ARGV: owner digest, bytes of the messages'
+/// content, most messages, most bytes, then message id and message JSON
+/// pairs.
 const APPEND: &str = r"
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
-append_messages(KEYS[2], KEYS[3], ARGV, 2)
+local stored_bytes = redis.call('HGET', KEYS[1], 'bytes') or '0'
+if not string.match(stored_bytes, '^%d+$') then return -2 end
+if too_much(redis.call('LLEN', KEYS[2]), tonumber(stored_bytes), ARGV, 2, 5) then
+  return -1
+end
+redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[2])
+append_messages(KEYS[2], KEYS[3], ARGV, 5)
 return 1";
 
 /// A page of the owner's conversations: `{'unknown_cursor'}`, or `{'page',
@@ -170,12 +210,14 @@ else
 end
 return page";
 
-/// Every message of the owner's conversation, oldest first, or nil when
-/// there is no such conversation. KEYS: conversation, messages. ARGV: owner
-/// digest.
+/// The most recent messages of the owner's conversation, at most `last`,
+/// oldest first, or nil when there is no such conversation. KEYS:
+/// conversation, messages. ARGV: owner digest, last.
 const HISTORY: &str = r"
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return false end
-return redis.call('LRANGE', KEYS[2], 0, -1)";
+local last = math.min(tonumber(ARGV[2]), redis.call('LLEN', KEYS[2]))
+if last <= 0 then return {} end
+return redis.call('LRANGE', KEYS[2], -last, -1)";
 
 /// A reply item: the bytes of a string, `None` for nil.
 type Field = Option<Vec<u8>>;
@@ -255,7 +297,10 @@ struct Scripts {
     history: Script,
 }
 
-/// Conversations in Redis; see the [module docs](self) for the layout.
+/// Conversations in Redis, shared by every instance: each call is one
+/// script that checks the owner in the same step as it reads or writes, so
+/// writes are atomic and another owner's call changes nothing (one Redis
+/// server, not a Cluster).
 ///
 /// Built with [`RedisConversations::builder`]. The connection is made by
 /// the first call, not by `connect`. A call is sent again only when the
@@ -403,38 +448,75 @@ fn metadata_json(metadata: Option<&Metadata>) -> Result<String, StoreError> {
         .map_err(|err| StoreError::Corrupt(format!("metadata did not serialize: {err}")))
 }
 
-/// The text of a stored field.
+/// The text of a stored field; `what` names it for the error, which tells
+/// its length but not its bytes.
 fn text(field: Field, what: &str) -> Result<String, StoreError> {
     let bytes = field.ok_or_else(|| StoreError::Corrupt(format!("{what} is missing")))?;
-    String::from_utf8(bytes).map_err(|_| StoreError::Corrupt(format!("{what} is not UTF-8")))
+    String::from_utf8(bytes).map_err(|err| {
+        StoreError::Corrupt(format!(
+            "{what} is not UTF-8 ({} bytes)",
+            err.as_bytes().len()
+        ))
+    })
 }
 
-fn parse_created_at(field: Field) -> Result<i64, StoreError> {
-    let text = text(field, "a conversation's created_at")?;
+/// Where and why JSON did not parse, without the JSON: serde_json's own
+/// message may quote the text it read (`invalid type: string "..."`).
+fn json_failure(err: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {}, column {}",
+        err.classify(),
+        err.line(),
+        err.column()
+    )
+}
+
+/// The `created_at` of conversation `id`.
+fn parse_created_at(field: Field, id: &str) -> Result<i64, StoreError> {
+    let text = text(field, &format!("the created_at of conversation {id}"))?;
     text.parse().map_err(|_| {
         StoreError::Corrupt(format!(
-            "expected Unix seconds as a conversation's created_at, got {text:?}"
+            "the created_at of conversation {id} is not Unix seconds ({} bytes)",
+            text.len()
         ))
     })
 }
 
-fn parse_metadata(field: Field) -> Result<Option<Metadata>, StoreError> {
-    let text = text(field, "a conversation's metadata")?;
+/// The metadata of conversation `id`.
+fn parse_metadata(field: Field, id: &str) -> Result<Option<Metadata>, StoreError> {
+    let text = text(field, &format!("the metadata of conversation {id}"))?;
     serde_json::from_str(&text).map_err(|err| {
         StoreError::Corrupt(format!(
-            "expected JSON metadata (pairs of strings, or null), got {text:?}: {err}"
+            "the metadata of conversation {id} is not JSON of pairs of strings, or null \
+             ({} bytes; {})",
+            text.len(),
+            json_failure(&err)
         ))
     })
 }
 
-fn parse_message(field: Field) -> Result<ConversationMessage, StoreError> {
-    let bytes = field.ok_or_else(|| StoreError::Corrupt("a message is missing".to_owned()))?;
-    serde_json::from_slice(&bytes).map_err(|err| {
-        StoreError::Corrupt(format!(
-            "expected a stored message as JSON, got {:?}: {err}",
-            String::from_utf8_lossy(&bytes)
-        ))
-    })
+/// The messages of conversation `id` that a script answered, in its order.
+fn parse_messages(items: Vec<Field>, id: &str) -> Result<Vec<ConversationMessage>, StoreError> {
+    let count = items.len();
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(place, field)| {
+            let bytes = field.ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "message {place} of the {count} read from conversation {id} is missing"
+                ))
+            })?;
+            serde_json::from_slice(&bytes).map_err(|err| {
+                StoreError::Corrupt(format!(
+                    "message {place} of the {count} read from conversation {id} is not a \
+                     stored message as JSON ({} bytes; {})",
+                    bytes.len(),
+                    json_failure(&err)
+                ))
+            })
+        })
+        .collect()
 }
 
 /// The items of a page reply (`{'page', has_more, items...}`) and its
@@ -465,6 +547,7 @@ impl ConversationStore for RedisConversations {
     ) -> Result<Conversation, StoreError> {
         let created_at = now();
         let messages = new_messages(created_at, messages);
+        let bytes = content_bytes(&messages);
         let metadata_arg = metadata_json(metadata.as_ref())?;
         let owner_digest = owner_digest(owner);
         let owner_key = self.owner_key(owner);
@@ -482,11 +565,16 @@ impl ConversationStore for RedisConversations {
                 .arg(&owner_digest)
                 .arg(created_at)
                 .arg(&metadata_arg)
-                .arg(&id);
+                .arg(&id)
+                .arg(bytes)
+                .arg(MAX_MESSAGES_PER_CONVERSATION)
+                .arg(MAX_CONVERSATION_BYTES);
             add_messages(&mut invocation, &messages)?;
             let created: i64 = self.invoke(&invocation).await?;
-            if created == 1 {
-                return Ok(Conversation::new(id, created_at, metadata));
+            match created {
+                1 => return Ok(Conversation::new(id, created_at, metadata)),
+                -1 => return Err(full()),
+                _ => {}
             }
         }
     }
@@ -515,8 +603,8 @@ impl ConversationStore for RedisConversations {
         }
         Ok(Some(Conversation::new(
             id,
-            parse_created_at(created_at)?,
-            parse_metadata(metadata)?,
+            parse_created_at(created_at, id)?,
+            parse_metadata(metadata, id)?,
         )))
     }
 
@@ -537,7 +625,7 @@ impl ConversationStore for RedisConversations {
         }
         Ok(Some(Conversation::new(
             id,
-            parse_created_at(created_at)?,
+            parse_created_at(created_at, id)?,
             Some(metadata),
         )))
     }
@@ -581,11 +669,10 @@ impl ConversationStore for RedisConversations {
         while let (Some(id), Some(created_at), Some(metadata)) =
             (items.next(), items.next(), items.next())
         {
-            conversations.push(Conversation::new(
-                text(id, "a listed conversation's id")?,
-                parse_created_at(created_at)?,
-                parse_metadata(metadata)?,
-            ));
+            let id = text(id, "a listed conversation's id")?;
+            let created_at = parse_created_at(created_at, &id)?;
+            let metadata = parse_metadata(metadata, &id)?;
+            conversations.push(Conversation::new(id, created_at, metadata));
         }
         Ok(ListPage::new(conversations, has_more, |conversation| {
             &conversation.id
@@ -604,10 +691,23 @@ impl ConversationStore for RedisConversations {
             .key(self.conversation_key(id))
             .key(self.messages_key(id))
             .key(self.message_index_key(id))
-            .arg(owner_digest(owner));
+            .arg(owner_digest(owner))
+            .arg(content_bytes(&messages))
+            .arg(MAX_MESSAGES_PER_CONVERSATION)
+            .arg(MAX_CONVERSATION_BYTES);
         add_messages(&mut invocation, &messages)?;
         let appended: i64 = self.invoke(&invocation).await?;
-        Ok((appended == 1).then_some(messages))
+        match appended {
+            1 => Ok(Some(messages)),
+            0 => Ok(None),
+            -1 => Err(full()),
+            -2 => Err(StoreError::Corrupt(format!(
+                "the bytes of conversation {id} is not a count"
+            ))),
+            other => Err(StoreError::Corrupt(format!(
+                "the append script answered {other}"
+            ))),
+        }
     }
 
     async fn messages(
@@ -632,10 +732,7 @@ impl ConversationStore for RedisConversations {
             return Ok(None);
         };
         let (items, has_more) = page_reply(reply)?;
-        let messages = items
-            .into_iter()
-            .map(parse_message)
-            .collect::<Result<Vec<_>, _>>()?;
+        let messages = parse_messages(items, id)?;
         Ok(Some(ListPage::new(messages, has_more, |message| {
             &message.id
         })))
@@ -645,15 +742,17 @@ impl ConversationStore for RedisConversations {
         &self,
         owner: &str,
         id: &str,
+        last: usize,
     ) -> Result<Option<Vec<ConversationMessage>>, StoreError> {
         let mut invocation = self.scripts.history.prepare_invoke();
         invocation
             .key(self.conversation_key(id))
             .key(self.messages_key(id))
-            .arg(owner_digest(owner));
+            .arg(owner_digest(owner))
+            .arg(last);
         let reply: Option<Vec<Field>> = self.invoke(&invocation).await?;
         reply
-            .map(|messages| messages.into_iter().map(parse_message).collect())
+            .map(|messages| parse_messages(messages, id))
             .transpose()
     }
 }

@@ -11,14 +11,15 @@
 //! with OpenAI's error object, and the stream ends without `[DONE]`.
 
 use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::Utc;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lumyx_api_types::{
     AgentChatRequest, ApiError, ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse,
     ChatMessage, Choice, ChunkChoice, ConversationMessage, Delta, Role, Stop, Usage,
@@ -28,7 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::conversations::ConversationStore;
 use crate::error::{Answer, Failure};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, PathParam};
 use crate::model::{ChatModel, Piece, Prompt};
 use crate::random::random_hex;
 use crate::routes::conversations::store_failure;
@@ -41,23 +42,28 @@ pub(crate) async fn completions<B>(
     Extension(caller): Extension<Authenticated>,
     JsonBody(request): JsonBody<ChatCompletionRequest>,
 ) -> Answer<Response> {
-    answer(&state, &caller.record().owner, request).await
+    answer(&state, &caller.record().owner, request, None).await
 }
 
 /// `POST /v1/agents/{persona_id}/chat/completions`: the persona's model
-/// answers, its instructions first.
+/// answers, its instructions first. The instructions are part of every
+/// prompt, never of the conversation a `conversation_id` extends.
 pub(crate) async fn agent_completions<B>(
     State(state): State<Arc<AppState<B>>>,
     Extension(caller): Extension<Authenticated>,
-    Path(persona_id): Path<String>,
+    PathParam(persona_id): PathParam,
     JsonBody(request): JsonBody<ChatCompletionRequest>,
 ) -> Answer<Response> {
     let persona = state
         .personas
         .find(&persona_id)
         .ok_or_else(|| ApiError::persona_not_found(&persona_id))?;
-    let request = AgentChatRequest::new(persona_id.as_str(), request).into_chat_request(persona)?;
-    answer(&state, &caller.record().owner, request).await
+    let mut request =
+        AgentChatRequest::new(persona_id.as_str(), request).into_chat_request(persona)?;
+    // The persona's instructions, first of the messages: kept apart so that
+    // they go before the replayed history and are not stored with it.
+    let instructions = request.messages.remove(0);
+    answer(&state, &caller.record().owner, request, Some(instructions)).await
 }
 
 /// What a reply is made from, whatever route asked for it.
@@ -65,8 +71,9 @@ struct Exchange {
     id: String,
     created: i64,
     model: String,
-    /// The history, then the request's messages.
-    messages: Vec<ChatMessage>,
+    /// The instructions, the history, then the request's messages: shared
+    /// by every choice's prompt.
+    messages: Arc<[ChatMessage]>,
     max_tokens: Option<u32>,
     stop: Vec<String>,
     choices: u32,
@@ -81,7 +88,7 @@ impl Exchange {
     fn prompt(&self, choice: u32) -> Prompt {
         Prompt {
             model: self.model.clone(),
-            messages: self.messages.clone(),
+            messages: Arc::clone(&self.messages),
             max_tokens: self.max_tokens,
             stop: self.stop.clone(),
             choice,
@@ -105,21 +112,28 @@ impl Exchange {
     }
 }
 
-/// The reply to `request` from `owner`'s key.
+/// The most recent messages of a conversation that a chat completion with
+/// its `conversation_id` replays (a conversation holds at most
+/// [`MAX_MESSAGES_PER_CONVERSATION`](crate::MAX_MESSAGES_PER_CONVERSATION)).
+pub const REPLAYED_MESSAGES: usize = 100;
+
+/// The reply to `request` from `owner`'s key; `instructions` (a persona's)
+/// come first, before any replayed history.
 async fn answer<B>(
     state: &AppState<B>,
     owner: &str,
     request: ChatCompletionRequest,
+    instructions: Option<ChatMessage>,
 ) -> Answer<Response> {
     if state.catalog.find(&request.model).is_none() {
         return Err(ApiError::model_not_found(&request.model).into());
     }
-    let mut messages = Vec::new();
+    let mut messages: Vec<ChatMessage> = instructions.into_iter().collect();
     let conversation = match &request.conversation_id {
         Some(id) => {
             let history = state
                 .conversations
-                .history(owner, id)
+                .history(owner, id, REPLAYED_MESSAGES)
                 .await
                 .map_err(|err| store_failure(&err))?
                 .ok_or_else(|| ApiError::conversation_not_found(id))?;
@@ -138,7 +152,7 @@ async fn answer<B>(
         created: Utc::now().timestamp(),
         model: request.model.clone(),
         prompt_tokens: prompt_tokens(&messages),
-        messages,
+        messages: messages.into(),
         max_tokens: request.max_completion_tokens.or(request.max_tokens),
         stop: match &request.stop {
             None => Vec::new(),
@@ -166,6 +180,9 @@ async fn answer<B>(
     let mut choices = Vec::new();
     let mut completion_tokens: u32 = 0;
     for choice in 0..exchange.choices {
+        // A model that answers at once must still let the deadline, and
+        // the other requests of this thread, have their turn.
+        tokio::task::yield_now().await;
         let completion = state.model.complete(&exchange.prompt(choice)).await?;
         completion_tokens = completion_tokens.saturating_add(count_tokens(&completion.text));
         choices.push(Choice::new(
@@ -196,7 +213,13 @@ fn stream(model: Arc<dyn ChatModel>, exchange: Exchange, include_usage: bool) ->
     let (events, receiver) = mpsc::channel::<Event>(32);
     tokio::spawn(async move {
         // A send fails only once the client has gone: stop there.
-        let _ = send_reply(&*model, &exchange, include_usage, &events).await;
+        let sent = AssertUnwindSafe(send_reply(&*model, &exchange, include_usage, &events))
+            .catch_unwind()
+            .await;
+        if sent.is_err() {
+            tracing::error!("a streamed reply panicked");
+            let _ = send(&events, error_event(&ApiError::internal_error())).await;
+        }
     });
     let events = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver
@@ -228,6 +251,7 @@ async fn send_reply(
     let mut completion_tokens: u32 = 0;
     let mut first_reply = String::new();
     for choice in 0..exchange.choices {
+        tokio::task::yield_now().await;
         send(
             events,
             json_event(&chunk(ChunkChoice::new(choice, Delta::start(), None))),

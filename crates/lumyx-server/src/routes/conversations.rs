@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use lumyx_api_types::{
     ApiError, Conversation, ConversationDeleted, ConversationList, ConversationMessageList,
@@ -15,7 +15,7 @@ use lumyx_gate::Authenticated;
 
 use crate::conversations::StoreError;
 use crate::error::{Answer, Failure, unavailable};
-use crate::extract::{JsonBody, OptionalJsonBody, QueryParams};
+use crate::extract::{JsonBody, OptionalJsonBody, PathParam, QueryParams};
 use crate::state::AppState;
 
 /// `POST /v1/conversations`: a new conversation of the caller's owner, with
@@ -59,7 +59,7 @@ pub(crate) async fn list<B>(
 pub(crate) async fn show<B>(
     State(state): State<Arc<AppState<B>>>,
     Extension(caller): Extension<Authenticated>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Answer<Json<Conversation>> {
     found(
         &id,
@@ -71,7 +71,7 @@ pub(crate) async fn show<B>(
 pub(crate) async fn update<B>(
     State(state): State<Arc<AppState<B>>>,
     Extension(caller): Extension<Authenticated>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     JsonBody(request): JsonBody<UpdateConversationRequest>,
 ) -> Answer<Json<Conversation>> {
     found(
@@ -87,7 +87,7 @@ pub(crate) async fn update<B>(
 pub(crate) async fn delete<B>(
     State(state): State<Arc<AppState<B>>>,
     Extension(caller): Extension<Authenticated>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Answer<Json<ConversationDeleted>> {
     let deleted = state
         .conversations
@@ -105,7 +105,7 @@ pub(crate) async fn delete<B>(
 pub(crate) async fn messages<B>(
     State(state): State<Arc<AppState<B>>>,
     Extension(caller): Extension<Authenticated>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     QueryParams(page): QueryParams<ListParams>,
 ) -> Answer<Json<ConversationMessageList>> {
     found(
@@ -127,13 +127,18 @@ fn found<T>(id: &str, found: Result<Option<T>, StoreError>) -> Answer<Json<T>> {
 }
 
 /// The answer to a store's failure: 503 while it is unavailable, 400 for an
-/// `after` that names nothing, 500 for what it cannot read.
+/// `after` that names nothing or messages a full conversation cannot take,
+/// 500 for what it cannot read.
 pub(crate) fn store_failure(err: &StoreError) -> Failure {
     match err {
         StoreError::Unavailable(_) => unavailable("the conversation store is unavailable", err),
         StoreError::UnknownCursor => Failure(ApiError::invalid_value(
             "after",
             "expected the id of an item of this list",
+        )),
+        StoreError::Full { .. } => Failure(ApiError::invalid_value(
+            "messages",
+            format_args!("{err}; start a new conversation"),
         )),
         StoreError::Corrupt(_) => {
             tracing::error!(

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use lumyx_api_types::{
@@ -21,7 +21,7 @@ use lumyx_gate::{Backend, KeyEntry};
 use lumyx_keys::{ApiKey, KeyId, KeyRecord, KeyStore, Limits};
 
 use crate::error::{Answer, Failure, unavailable};
-use crate::extract::{JsonBody, OptionalJsonBody, QueryParams};
+use crate::extract::{JsonBody, OptionalJsonBody, PathParam, QueryParams};
 use crate::state::AppState;
 
 /// `POST /v1/keys`: a new key (201), shown whole this once.
@@ -82,7 +82,7 @@ pub(crate) async fn list<B>(
 /// `GET /v1/keys/{id}`.
 pub(crate) async fn show<B>(
     State(state): State<Arc<AppState<B>>>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Answer<Json<api::KeyRecord>> {
     let entry = entry(&state, &id)?;
     Ok(Json(record_to_wire(entry.record())))
@@ -92,7 +92,7 @@ pub(crate) async fn show<B>(
 /// key; its limiter state and usage are kept.
 pub(crate) async fn update<B>(
     State(state): State<Arc<AppState<B>>>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     JsonBody(request): JsonBody<UpdateKeyRequest>,
 ) -> Answer<Json<api::KeyRecord>> {
     let now = Utc::now();
@@ -134,7 +134,7 @@ pub(crate) async fn update<B>(
 /// answers its record.
 pub(crate) async fn revoke<B>(
     State(state): State<Arc<AppState<B>>>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Answer<Json<api::KeyRecord>> {
     let key_id = key_id(&id)?;
     let revoked = state
@@ -149,18 +149,30 @@ pub(crate) async fn revoke<B>(
 
 /// `POST /v1/keys/{id}/rotate`: a new key with the old one's name, owner,
 /// limits, scopes and expiry (201, shown whole this once); the old key stays
-/// valid for `grace_period_seconds` (0 by default), then is revoked.
+/// valid for `grace_period_seconds` (0 by default), then is revoked. A key
+/// that is revoked, already rotated (in its grace period) or expired is not
+/// rotated: 400 `invalid_value` with `param` `id`.
 pub(crate) async fn rotate<B>(
     State(state): State<Arc<AppState<B>>>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     OptionalJsonBody(request): OptionalJsonBody<RotateKeyRequest>,
 ) -> Answer<(StatusCode, Json<CreatedKey>)> {
     let now = Utc::now();
     let old = entry(&state, &id)?.record().clone();
-    if old.revoked_at.is_some_and(|at| at <= now) {
+    if old.revoked_at.is_some() {
         return Err(ApiError::invalid_value(
             "id",
-            format_args!("key {} is revoked; create a new key instead", old.id),
+            format_args!(
+                "key {} is revoked, or rotated already (its successor is the key to rotate)",
+                old.id
+            ),
+        )
+        .into());
+    }
+    if old.expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::invalid_value(
+            "id",
+            format_args!("key {} has expired; create a new key instead", old.id),
         )
         .into());
     }
@@ -190,7 +202,7 @@ pub(crate) async fn rotate<B>(
 /// without consuming anything).
 pub(crate) async fn usage<B: Backend>(
     State(state): State<Arc<AppState<B>>>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Answer<Json<KeyUsage>> {
     let entry = entry(&state, &id)?;
     let (usage, snapshot) = state

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use lumyx_api_types::{ApiError, Model};
 
 use crate::error::Answer;
+use crate::extract::PathParam;
 use crate::state::AppState;
 
 /// Every model (the body rendered once, at start).
@@ -23,7 +24,7 @@ pub(crate) async fn list<B>(State(state): State<Arc<AppState<B>>>) -> impl IntoR
 /// One model, or 404 `model_not_found`.
 pub(crate) async fn show<B>(
     State(state): State<Arc<AppState<B>>>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Answer<Json<Model>> {
     state
         .catalog

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use lumyx_api_types::{ApiError, Persona, PersonaList};
 
 use crate::error::Answer;
+use crate::extract::PathParam;
 use crate::state::AppState;
 
 /// Every persona.
@@ -18,7 +19,7 @@ pub(crate) async fn list<B>(State(state): State<Arc<AppState<B>>>) -> Json<Perso
 /// One persona, or 404 `persona_not_found`.
 pub(crate) async fn show<B>(
     State(state): State<Arc<AppState<B>>>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Answer<Json<Persona>> {
     state
         .personas
