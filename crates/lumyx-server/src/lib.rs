@@ -5,6 +5,7 @@
 mod admin;
 mod config;
 mod conversations;
+mod deadline;
 mod error;
 mod extract;
 mod logging;

@@ -7,12 +7,11 @@
 //! never the key, the path's ids or the body.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use lumyx_api_types::ApiError;
+use axum::response::Response;
 use lumyx_gate::Refusal;
 use lumyx_keys::KeyId;
 use tracing::Instrument;
@@ -21,7 +20,6 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::LogFormat;
-use crate::error::Failure;
 use crate::metrics::{Metrics, OutcomeLabels, RequestLabels, RouteLabels};
 use crate::request_id::RequestId;
 use crate::router::route_template;
@@ -61,27 +59,6 @@ pub fn init_logging(format: LogFormat) -> Result<(), String> {
     // Already installed (a test, or an embedding service): theirs stands.
     let _ = result;
     Ok(())
-}
-
-/// Middleware of every route: a response whose head takes longer than the
-/// deadline is answered 503 `service_unavailable`. It runs inside the gate,
-/// so the refusal still carries the key's rate-limit headers.
-pub(crate) async fn deadline(
-    State(timeout): State<Duration>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(target: LOG_TARGET, "the request timed out");
-            Failure(ApiError::service_unavailable().with_message(format!(
-                "The request took longer than {} s. Try again.",
-                timeout.as_secs_f64()
-            )))
-            .into_response()
-        }
-    }
 }
 
 /// Middleware around every request: its span (with the request id), its

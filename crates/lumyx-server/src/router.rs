@@ -20,9 +20,10 @@ use lumyx_keys::Scope;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::admin::require_admin;
+use crate::deadline::DeadlineLayer;
 use crate::error::Failure;
 use crate::extract::BODY_LIMIT;
-use crate::logging::{deadline, observe};
+use crate::logging::observe;
 use crate::request_id::request_id;
 use crate::routes::{chat, conversations, health, keys, metrics, models, personas};
 use crate::state::AppState;
@@ -30,7 +31,7 @@ use crate::state::AppState;
 /// The whole API over `state`.
 pub(crate) fn router<B: Backend>(state: Arc<AppState<B>>) -> Router {
     let metrics = Arc::clone(&state.metrics);
-    let deadline = from_fn_with_state(state.request_timeout, deadline);
+    let deadline = DeadlineLayer::new(state.request_timeout);
     // A keyed route: its deadline inside the gate, so that a late answer
     // still carries the key's headers.
     let gate = |scope: Scope| GateLayer::new(Arc::clone(&state.gate), scope);
@@ -38,44 +39,44 @@ pub(crate) fn router<B: Backend>(state: Arc<AppState<B>>) -> Router {
         .route(
             "/v1/models",
             get(models::list::<B>)
-                .layer(deadline.clone())
+                .layer(deadline)
                 .route_layer(gate(Scope::Models)),
         )
         .route(
             "/v1/models/{id}",
             get(models::show::<B>)
-                .layer(deadline.clone())
+                .layer(deadline)
                 .route_layer(gate(Scope::Models)),
         )
         .route(
             "/v1/chat/completions",
             post(chat::completions::<B>)
-                .layer(deadline.clone())
+                .layer(deadline)
                 .route_layer(gate(Scope::Chat)),
         )
         .route(
             "/v1/personas",
             get(personas::list::<B>)
-                .layer(deadline.clone())
+                .layer(deadline)
                 .route_layer(gate(Scope::Personas)),
         )
         .route(
             "/v1/personas/{id}",
             get(personas::show::<B>)
-                .layer(deadline.clone())
+                .layer(deadline)
                 .route_layer(gate(Scope::Personas)),
         )
         .route(
             "/v1/agents/{persona_id}/chat/completions",
             post(chat::agent_completions::<B>)
-                .layer(deadline.clone())
+                .layer(deadline)
                 .route_layer(gate(Scope::Agents)),
         )
         .route(
             "/v1/conversations",
             post(conversations::create::<B>)
                 .get(conversations::list::<B>)
-                .layer(deadline.clone())
+                .layer(deadline)
                 .route_layer(gate(Scope::Conversations)),
         )
         .route(
@@ -83,13 +84,13 @@ pub(crate) fn router<B: Backend>(state: Arc<AppState<B>>) -> Router {
             get(conversations::show::<B>)
                 .post(conversations::update::<B>)
                 .delete(conversations::delete::<B>)
-                .layer(deadline.clone())
+                .layer(deadline)
                 .route_layer(gate(Scope::Conversations)),
         )
         .route(
             "/v1/conversations/{id}/messages",
             get(conversations::messages::<B>)
-                .layer(deadline.clone())
+                .layer(deadline)
                 .route_layer(gate(Scope::Conversations)),
         );
     let admin = Router::new()
@@ -106,7 +107,7 @@ pub(crate) fn router<B: Backend>(state: Arc<AppState<B>>) -> Router {
         .layer(deadline)
         .route_layer(from_fn_with_state(state.admin_token, require_admin));
     Router::new()
-        .route("/health", get(health::health))
+        .route("/health", get(health::health).layer(deadline))
         .merge(keyed)
         .merge(admin)
         .fallback(not_found)
