@@ -95,6 +95,36 @@ impl KeyLimiter {
         }
     }
 
+    /// The key's state as one word, to keep across a restart with
+    /// [`KeyLimiter::restore`]: the minute bucket and the day's count, in
+    /// absolute time, so a word saved yesterday restores as a fresh day and
+    /// one saved a second ago as the quota it left.
+    ///
+    /// ```
+    /// use lumyx_ratelimit::{KeyLimiter, Limits, ManualClock};
+    ///
+    /// let clock = ManualClock::at("2026-11-27T12:00:00Z".parse()?);
+    /// let limits = Limits::new(60, 100)?;
+    /// let before = KeyLimiter::default();
+    /// for _ in 0..3 {
+    ///     assert!(before.check(limits, &clock).is_admitted());
+    /// }
+    /// let after = KeyLimiter::default();
+    /// after.restore(before.saved());
+    /// assert_eq!(after.peek(limits, &clock).day.remaining, 97);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn saved(&self) -> u64 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Puts back a state that [`KeyLimiter::saved`] gave, in place of the
+    /// key's (0 is a fresh key).
+    pub fn restore(&self, saved: u64) {
+        self.state.store(saved, Ordering::Release);
+        self.record(None);
+    }
+
     /// The state under `limits` at the time `clock` reads, consuming nothing.
     pub fn peek<C: Clock + ?Sized>(&self, limits: Limits, clock: &C) -> Snapshot {
         let recorded = *self
@@ -118,6 +148,29 @@ mod tests {
 
     use super::*;
     use crate::{ManualClock, MemoryLimiter};
+
+    #[test]
+    fn a_saved_state_restores_the_quota_it_left_and_a_day_old_one_is_fresh() {
+        let clock = ManualClock::at("2026-11-27T23:59:00Z".parse().unwrap());
+        let limits = Limits::new(5, 10).unwrap();
+        let before = KeyLimiter::default();
+        for _ in 0..5 {
+            assert!(before.check(limits, &clock).is_admitted());
+        }
+        assert!(!before.check(limits, &clock).is_admitted());
+        let saved = before.saved();
+
+        let after = KeyLimiter::default();
+        after.restore(saved);
+        assert!(!after.check(limits, &clock).is_admitted(), "the minute stays spent");
+        assert_eq!(after.peek(limits, &clock).day.remaining, 5);
+
+        clock.advance(Duration::from_secs(120));
+        let next_day = KeyLimiter::default();
+        next_day.restore(saved);
+        assert_eq!(next_day.peek(limits, &clock).day.remaining, 10);
+        assert!(next_day.check(limits, &clock).is_admitted());
+    }
 
     #[test]
     fn decides_as_the_memory_limiter_does() {
