@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lumyx_ratelimit::OutagePolicy;
@@ -15,18 +16,24 @@ use crate::AdminToken;
 /// conversations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
-    /// In this process's memory, gone when it stops (`LUMYX_STORE=memory`,
-    /// the default).
+    /// In an embedded SQLite database in this data directory, kept across
+    /// restarts (the default, `./lumyx-data`; `LUMYX_DATA_DIR`).
+    Sqlite(PathBuf),
+    /// In this process's memory, gone when it stops (`LUMYX_STORE=memory`).
     Memory,
     /// In Redis (`LUMYX_REDIS_URL`): any number of instances sharing it
     /// act as one.
     Redis(RedisUrl),
 }
 
+/// The data directory when `LUMYX_DATA_DIR` is unset.
+pub const DEFAULT_DATA_DIR: &str = "./lumyx-data";
+
 impl StoreConfig {
-    /// `memory` or `redis`, for logs and the start banner.
+    /// `sqlite`, `memory` or `redis`, for logs and the start banner.
     pub fn name(&self) -> &'static str {
         match self {
+            StoreConfig::Sqlite(_) => "sqlite",
             StoreConfig::Memory => "memory",
             StoreConfig::Redis(_) => "redis",
         }
@@ -50,7 +57,7 @@ pub enum LogFormat {
 ///
 /// let config = Config::default();
 /// assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
-/// assert_eq!(config.store, StoreConfig::Memory);
+/// assert_eq!(config.store, StoreConfig::Sqlite("./lumyx-data".into()));
 ///
 /// let vars = [("LUMYX_ADDR", "127.0.0.1:0"), ("LUMYX_LOG_FORMAT", "json")];
 /// let config = Config::from_vars(|name| {
@@ -97,7 +104,7 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: None,
-            store: StoreConfig::Memory,
+            store: StoreConfig::Sqlite(PathBuf::from(DEFAULT_DATA_DIR)),
             outage_policy: OutagePolicy::Fallback,
             log_format: LogFormat::Text,
             request_timeout: Duration::from_secs(30),
@@ -165,9 +172,19 @@ impl Config {
                     .map_err(|err| ConfigError::new("LUMYX_REDIS_URL", err.to_string()))
             })
             .transpose()?;
+        let data_dir = var("LUMYX_DATA_DIR").map(|dir| PathBuf::from(dir.trim()));
         config.store = match (var("LUMYX_STORE").as_deref().map(str::trim), redis) {
             (None | Some("redis"), Some(url)) => StoreConfig::Redis(url),
-            (None | Some("memory"), None) => StoreConfig::Memory,
+            (None | Some("sqlite"), None) => {
+                StoreConfig::Sqlite(data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)))
+            }
+            (Some("memory"), None) => StoreConfig::Memory,
+            (Some("sqlite"), Some(_)) => {
+                return Err(ConfigError::new(
+                    "LUMYX_STORE",
+                    "`sqlite` and LUMYX_REDIS_URL together: unset one of them",
+                ));
+            }
             (Some("redis"), None) => {
                 return Err(ConfigError::new(
                     "LUMYX_STORE",
@@ -183,7 +200,7 @@ impl Config {
             (Some(other), _) => {
                 return Err(ConfigError::new(
                     "LUMYX_STORE",
-                    format!("`{other}` is not a store; use `memory` or `redis`"),
+                    format!("`{other}` is not a store; use `sqlite`, `memory` or `redis`"),
                 ));
             }
         };
@@ -274,17 +291,30 @@ mod tests {
     fn no_variables_give_the_defaults() {
         let config = config(&[]).unwrap();
         assert_eq!(config.addr, SocketAddr::from(([127, 0, 0, 1], 8080)));
-        assert_eq!(config.store, StoreConfig::Memory);
+        assert_eq!(config.store, StoreConfig::Sqlite(DEFAULT_DATA_DIR.into()));
         assert!(config.admin_token.is_none());
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.outage_policy, OutagePolicy::Fallback);
         assert!(config.demo_key);
         // Empty values are unset.
-        assert_eq!(config_of_empty().store, StoreConfig::Memory);
+        assert_eq!(
+            config_of_empty().store,
+            StoreConfig::Sqlite(DEFAULT_DATA_DIR.into())
+        );
     }
 
     fn config_of_empty() -> Config {
         config(&[("LUMYX_REDIS_URL", ""), ("LUMYX_ADDR", " ")]).unwrap()
+    }
+
+    #[test]
+    fn the_data_directory_and_the_store_are_chosen_by_their_variables() {
+        let durable = config(&[("LUMYX_DATA_DIR", " /var/lib/lumyx ")]).unwrap();
+        assert_eq!(durable.store, StoreConfig::Sqlite("/var/lib/lumyx".into()));
+        let throwaway = config(&[("LUMYX_STORE", "memory")]).unwrap();
+        assert_eq!(throwaway.store, StoreConfig::Memory);
+        let named = config(&[("LUMYX_STORE", "sqlite")]).unwrap();
+        assert_eq!(named.store, StoreConfig::Sqlite(DEFAULT_DATA_DIR.into()));
     }
 
     #[test]
@@ -294,6 +324,10 @@ mod tests {
             (vec![("LUMYX_ADMIN_TOKEN", "short")], "LUMYX_ADMIN_TOKEN"),
             (vec![("LUMYX_REDIS_URL", "http://x")], "LUMYX_REDIS_URL"),
             (vec![("LUMYX_STORE", "sqlite3")], "LUMYX_STORE"),
+            (
+                vec![("LUMYX_STORE", "sqlite"), ("LUMYX_REDIS_URL", "redis://h")],
+                "LUMYX_STORE",
+            ),
             (vec![("LUMYX_STORE", "redis")], "LUMYX_STORE"),
             (
                 vec![("LUMYX_STORE", "memory"), ("LUMYX_REDIS_URL", "redis://h")],

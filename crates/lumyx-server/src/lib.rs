@@ -6,6 +6,7 @@ mod admin;
 mod config;
 mod conversations;
 mod deadline;
+mod durable;
 mod error;
 mod extract;
 mod logging;
@@ -22,15 +23,16 @@ mod state;
 mod tokens;
 
 pub use admin::AdminToken;
-pub use config::{Config, ConfigError, LogFormat, StoreConfig};
+pub use config::{Config, ConfigError, DEFAULT_DATA_DIR, LogFormat, StoreConfig};
 pub use conversations::{
     ConversationStore, MAX_CONVERSATION_BYTES, MAX_MESSAGES_PER_CONVERSATION, MemoryConversations,
     RedisConversations, RedisConversationsBuilder, StoreError,
 };
+pub use durable::DataDirError;
 pub use logging::init_logging;
 pub use model::{ChatModel, Completion, DemoModel, Piece, Prompt, TextStream};
 pub use personas::Personas;
 pub use program::run_from_env;
 pub use routes::chat::REPLAYED_MESSAGES;
-pub use server::{DEMO_OWNER, RunningServer, Server, StartError, Started};
+pub use server::{AdminTokenSource, DEMO_OWNER, RunningServer, Server, StartError, Started};
 pub use tokens::count_tokens;

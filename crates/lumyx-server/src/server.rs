@@ -16,16 +16,19 @@ use chrono::Utc;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use lumyx_gate::{Following, Gate, Keys, MemoryBackend, RedisBackend};
-use lumyx_keys::{ApiKey, KeyRecord, KeyStore, MemoryKeyStore, RedisKeyStore};
-use lumyx_ratelimit::RedisLimiter;
+use lumyx_gate::{Following, Gate, KeyTable, Keys, MemoryBackend, RedisBackend};
+use lumyx_keys::{ApiKey, KeyRecord, KeyStore, MemoryKeyStore, RedisKeyStore, SqliteKeyStore};
+use lumyx_ratelimit::{RedisLimiter, Timestamp};
 use lumyx_redis::{RedisConnector, RedisUrl};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::admin::TokenDigest;
-use crate::conversations::{MemoryConversations, RedisConversations, StoreError};
+use crate::durable::{CountSaver, DataDir, DataDirError, SAVE_EVERY};
+use crate::conversations::{
+    MemoryConversations, RedisConversations, SqliteConversations, StoreError,
+};
 use crate::metrics::{Metrics, PurposeLabels};
 use crate::router::router;
 use crate::state::{AppState, Measured, Served};
@@ -33,6 +36,12 @@ use crate::{AdminToken, ChatModel, Config, DemoModel, Personas, StoreConfig};
 
 /// The owner of the demo key a first start makes.
 pub const DEMO_OWNER: &str = "demo";
+
+/// The setting of a data directory that holds the admin token's digest.
+const ADMIN_DIGEST_SETTING: &str = "admin_token_sha256";
+
+/// The setting of a data directory that says its demo key was made.
+const DEMO_KEY_SETTING: &str = "demo_key_made_at";
 
 /// Where instances sharing a Redis keep the digest of the admin token the
 /// first of them made up.
@@ -105,7 +114,32 @@ impl Server {
             metrics: Arc::clone(&metrics),
             request_timeout: config.request_timeout,
         };
-        let (router, keys, admin, following) = match &config.store {
+        let (router, keys, admin, following, data) = match &config.store {
+            StoreConfig::Sqlite(dir) => {
+                let data = DataDir::open(dir).map_err(StartError::DataDir)?;
+                let path = data.database_path();
+                let store = SqliteKeyStore::open(&path).map_err(StartError::Keys)?;
+                let keys = Keys::load(Arc::new(store))
+                    .await
+                    .map_err(StartError::Keys)?;
+                data.restore_counts(keys.table())
+                    .map_err(StartError::DataDir)?;
+                let gate = Gate::new(
+                    Arc::clone(keys.table()),
+                    Measured::new(MemoryBackend::new(), None),
+                );
+                let conversations =
+                    SqliteConversations::open(&path).map_err(StartError::Conversations)?;
+                let admin = AdminSecret::stored(config.admin_token.clone(), &data)?;
+                let state = AppState::new(
+                    Arc::new(gate),
+                    keys.clone(),
+                    Arc::new(conversations),
+                    None,
+                    served(&admin),
+                );
+                (router(Arc::new(state)), keys, admin, None, Some(data))
+            }
             StoreConfig::Memory => {
                 let keys = Keys::load(Arc::new(MemoryKeyStore::new()))
                     .await
@@ -123,7 +157,7 @@ impl Server {
                     None,
                     served(&admin),
                 );
-                (router(Arc::new(state)), keys, admin, None)
+                (router(Arc::new(state)), keys, admin, None, None)
             }
             StoreConfig::Redis(url) => {
                 let store = RedisKeyStore::builder(url.clone())
@@ -161,14 +195,27 @@ impl Server {
                     Some(degraded),
                     served(&admin),
                 );
-                (router(Arc::new(state)), keys, admin, Some(following))
+                (router(Arc::new(state)), keys, admin, Some(following), None)
             }
         };
-        let demo_key = if config.demo_key && keys.table().is_empty() {
+        // A durable server makes its demo key on its first start only.
+        let first_start = match &data {
+            Some(data) => data
+                .setting(DEMO_KEY_SETTING)
+                .map_err(StartError::DataDir)?
+                .is_none(),
+            None => true,
+        };
+        let demo_key = if config.demo_key && first_start && keys.table().is_empty() {
             Some(make_demo_key(&keys).await?)
         } else {
             None
         };
+        if let Some(data) = &data {
+            data.setting_or_insert(DEMO_KEY_SETTING, &Utc::now().to_rfc3339())
+                .map_err(StartError::DataDir)?;
+        }
+        let durable = data.map(|data| Durable::start(data, Arc::clone(keys.table())));
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|source| StartError::Bind {
@@ -191,11 +238,12 @@ impl Server {
                 addr: local_addr,
                 store: config.store.name(),
                 admin_token: admin.made_up,
-                admin_token_shared: admin.shared_elsewhere,
+                admin_token_source: admin.source,
                 demo_key,
             },
             stop: Some(stop),
             serving,
+            durable,
             _following: following,
         })
     }
@@ -275,7 +323,7 @@ async fn serve(
 struct AdminSecret {
     digest: TokenDigest,
     made_up: Option<AdminToken>,
-    shared_elsewhere: bool,
+    source: AdminTokenSource,
 }
 
 impl AdminSecret {
@@ -285,17 +333,44 @@ impl AdminSecret {
             Some(token) => AdminSecret {
                 digest: token.digest(),
                 made_up: None,
-                shared_elsewhere: false,
+                source: AdminTokenSource::Configured,
             },
             None => {
                 let token = AdminToken::generate();
                 AdminSecret {
                     digest: token.digest(),
                     made_up: Some(token),
-                    shared_elsewhere: false,
+                    source: AdminTokenSource::MadeUp,
                 }
             }
         }
+    }
+
+    /// The configured token, else the one of the data directory: made up
+    /// at its first start, when only its digest is stored.
+    fn stored(configured: Option<AdminToken>, data: &DataDir) -> Result<AdminSecret, StartError> {
+        if configured.is_some() {
+            return Ok(AdminSecret::local(configured));
+        }
+        let candidate = AdminToken::generate();
+        let ours = hex::encode(candidate.digest().0);
+        let stored = data
+            .setting_or_insert(ADMIN_DIGEST_SETTING, &ours)
+            .map_err(StartError::DataDir)?;
+        if stored == ours {
+            return Ok(AdminSecret {
+                digest: candidate.digest(),
+                made_up: Some(candidate),
+                source: AdminTokenSource::MadeUp,
+            });
+        }
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(&stored, &mut digest).map_err(|_| StartError::SharedAdminToken)?;
+        Ok(AdminSecret {
+            digest: TokenDigest(digest),
+            made_up: None,
+            source: AdminTokenSource::Stored,
+        })
     }
 
     /// The configured token, else the one every instance sharing the Redis
@@ -329,7 +404,7 @@ impl AdminSecret {
             return Ok(AdminSecret {
                 digest: candidate.digest(),
                 made_up: Some(candidate),
-                shared_elsewhere: false,
+                source: AdminTokenSource::MadeUp,
             });
         }
         let mut digest = [0u8; 32];
@@ -337,7 +412,7 @@ impl AdminSecret {
         Ok(AdminSecret {
             digest: TokenDigest(digest),
             made_up: None,
-            shared_elsewhere: true,
+            source: AdminTokenSource::Shared,
         })
     }
 }
@@ -348,6 +423,20 @@ async fn make_demo_key(keys: &Keys) -> Result<ApiKey, StartError> {
     let record = KeyRecord::new(key.as_key_ref(), "demo", DEMO_OWNER, Utc::now());
     keys.insert(record).await.map_err(StartError::Keys)?;
     Ok(key)
+}
+
+/// Where a server's admin token comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminTokenSource {
+    /// `LUMYX_ADMIN_TOKEN`.
+    Configured,
+    /// Made up by this start (and shown once).
+    MadeUp,
+    /// Made up by the first instance sharing the Redis, which showed it.
+    Shared,
+    /// Made up at the data directory's first start, which showed it; only
+    /// its digest is stored.
+    Stored,
 }
 
 /// What a start made that the operator needs to see once: the address,
@@ -361,9 +450,8 @@ pub struct Started {
     /// The admin token, when this start made it up (not when it was
     /// configured or made by another instance sharing the Redis).
     pub admin_token: Option<AdminToken>,
-    /// Whether the admin token was made up by another instance sharing the
-    /// Redis (it printed it).
-    pub admin_token_shared: bool,
+    /// Where the admin token comes from.
+    pub admin_token_source: AdminTokenSource,
     /// The demo key, when the key store was empty.
     pub demo_key: Option<ApiKey>,
 }
@@ -388,17 +476,22 @@ impl fmt::Display for Started {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let base = self.base_url();
         writeln!(f, "Lumyx API listening on {base} (state in {})", self.store)?;
-        match (&self.admin_token, self.admin_token_shared) {
+        match (&self.admin_token, self.admin_token_source) {
             (Some(token), _) => writeln!(
                 f,
                 "admin token (for /v1/keys and /metrics; shown once): {}",
                 token.expose_secret()
             )?,
-            (None, true) => writeln!(
+            (None, AdminTokenSource::Shared) => writeln!(
                 f,
                 "admin token: the one the first instance on this Redis printed"
             )?,
-            (None, false) => writeln!(f, "admin token: LUMYX_ADMIN_TOKEN")?,
+            (None, AdminTokenSource::Stored) => writeln!(
+                f,
+                "admin token: the one printed at this data directory's first start \
+                 (LUMYX_ADMIN_TOKEN replaces it)"
+            )?,
+            (None, _) => writeln!(f, "admin token: LUMYX_ADMIN_TOKEN")?,
         }
         match &self.demo_key {
             Some(key) => {
@@ -438,7 +531,71 @@ pub struct RunningServer {
     started: Started,
     stop: Option<oneshot::Sender<()>>,
     serving: JoinHandle<io::Result<()>>,
+    durable: Option<Durable>,
     _following: Option<Following>,
+}
+
+/// A durable server's data directory, and the task that writes the gate's
+/// counts into it every second.
+struct Durable {
+    _data: DataDir,
+    saver: Arc<std::sync::Mutex<CountSaver>>,
+    saving: JoinHandle<()>,
+}
+
+impl Durable {
+    /// Starts writing the counts of `table` behind.
+    fn start(data: DataDir, table: Arc<KeyTable>) -> Durable {
+        let saver = Arc::new(std::sync::Mutex::new(data.count_saver(table)));
+        let saving = tokio::spawn({
+            let saver = Arc::clone(&saver);
+            async move {
+                let mut every = tokio::time::interval(SAVE_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    save_counts(Arc::clone(&saver)).await;
+                }
+            }
+        });
+        Durable {
+            _data: data,
+            saver,
+            saving,
+        }
+    }
+
+    /// Stops the task and writes what changed since its last pass.
+    async fn finish(self) {
+        self.saving.abort();
+        save_counts(Arc::clone(&self.saver)).await;
+    }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        self.saving.abort();
+    }
+}
+
+/// One pass of a [`CountSaver`], off the async threads; a failure is
+/// logged and the next pass tries again.
+async fn save_counts(saver: Arc<std::sync::Mutex<CountSaver>>) {
+    let saved = tokio::task::spawn_blocking(move || {
+        let now = Timestamp::from_unix_micros(
+            u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0),
+        );
+        saver
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .save(now)
+    })
+    .await;
+    match saved {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::error!(error = %err, "the gate's counts could not be saved"),
+        Err(err) => tracing::error!(error = %err, "the task saving the gate's counts failed"),
+    }
 }
 
 impl RunningServer {
@@ -462,10 +619,14 @@ impl RunningServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match (&mut self.serving).await {
+        let served = match (&mut self.serving).await {
             Ok(served) => served.map_err(StartError::Serve),
             Err(join) => Err(StartError::Serve(io::Error::other(join))),
+        };
+        if let Some(durable) = self.durable.take() {
+            durable.finish().await;
         }
+        served
     }
 
     /// Serves until SIGINT (Ctrl-C) or SIGTERM, then shuts down gracefully.
@@ -530,6 +691,9 @@ pub enum StartError {
     /// The Redis limiter cannot be set up.
     #[error("the Redis limiter cannot be set up (LUMYX_REDIS_URL)")]
     Limiter(#[source] lumyx_ratelimit::Error),
+    /// The data directory or its database cannot be used.
+    #[error(transparent)]
+    DataDir(DataDirError),
     /// The conversation store cannot be opened.
     #[error("the conversation store cannot be opened (LUMYX_REDIS_URL)")]
     Conversations(#[source] StoreError),

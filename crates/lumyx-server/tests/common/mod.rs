@@ -27,7 +27,34 @@ pub struct TestServer {
 pub fn test_config() -> Config {
     Config {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        store: StoreConfig::Memory,
         ..Config::default()
+    }
+}
+
+/// A fresh directory under the system's temporary one, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "lumyx-test-{name}-{}-{unique}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -204,18 +231,24 @@ pub struct ServerProcess {
     pub base: String,
     pub banner: String,
     stderr: Option<ChildStderr>,
+    /// The data directory made for it, when `vars` named none.
+    _data_dir: Option<TempDir>,
 }
 
 impl ServerProcess {
     /// Starts the binary with `vars` on a free port (`LUMYX_ADDR` is set
-    /// here) and waits for its banner.
+    /// here; so is `LUMYX_DATA_DIR`, to a fresh directory, unless `vars`
+    /// name one) and waits for its banner.
     pub async fn start(vars: &[(&str, &str)]) -> ServerProcess {
+        let data_dir = (!vars.iter().any(|(name, _)| *name == "LUMYX_DATA_DIR"))
+            .then(|| TempDir::new("process"));
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let mut command = Command::new(env!("CARGO_BIN_EXE_lumyx-server"));
         command
             .env_clear()
             .env("LUMYX_ADDR", &addr)
+            .envs(data_dir.iter().map(|dir| ("LUMYX_DATA_DIR", dir.path().as_os_str())))
             .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -246,6 +279,7 @@ impl ServerProcess {
             base: format!("http://{addr}"),
             banner,
             stderr,
+            _data_dir: data_dir,
         }
     }
 

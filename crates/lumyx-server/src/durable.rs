@@ -1,0 +1,427 @@
+//! The data directory of a durable server (`LUMYX_DATA_DIR`): one SQLite
+//! database for keys, conversations, the admin token's digest, and what the
+//! gate counts in memory (limiter state and usage), written behind.
+//!
+//! - The directory is created owner-only (0700 on Unix), and a lock file in
+//!   it (`lumyx.lock`, an OS file lock held while the server runs) keeps a
+//!   second server off the same database.
+//! - The database runs in WAL mode with `synchronous=NORMAL`: a crash of
+//!   the process loses nothing committed; a power cut can lose the
+//!   transactions of the last moments (those not yet synced with the WAL),
+//!   never the database's integrity.
+//! - Each component keeps its own tables and its own schema version in
+//!   `schema_versions` (this module's component is `lumyx_server`); the
+//!   migrations run at start, each in one transaction.
+//! - The gate's counts (each key's limiter word and usage) are saved at
+//!   most a second after they change and at shutdown, and put back at
+//!   start, so a restart hands out no fresh quota and loses at most a
+//!   second of counts.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use lumyx_gate::KeyTable;
+use lumyx_keys::KeyId;
+use lumyx_ratelimit::{Counted, Counts, DayUsage, Timestamp, Usage};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+/// The database's file name in the data directory.
+pub(crate) const DATABASE_FILE: &str = "lumyx.sqlite3";
+
+/// The lock file's name in the data directory.
+const LOCK_FILE: &str = "lumyx.lock";
+
+/// This module's component in `schema_versions`.
+const COMPONENT: &str = "lumyx_server";
+
+/// The migrations of this module's tables, in order; version N is the
+/// first N applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: settings (the admin token's digest, whether the demo key was
+    // made) and the gate's counts per key.
+    "CREATE TABLE settings (
+         name TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     ) STRICT;
+     CREATE TABLE key_counts (
+         key_id TEXT PRIMARY KEY,
+         limiter INTEGER NOT NULL,
+         usage TEXT NOT NULL
+     ) STRICT;",
+];
+
+/// How often the gate's counts are written behind.
+pub(crate) const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// Why the data directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    /// The directory or its lock file cannot be made or opened.
+    #[error("cannot use the data directory {dir} (LUMYX_DATA_DIR)")]
+    Io {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Another server holds the directory's lock.
+    #[error(
+        "another lumyx-server uses the data directory {dir} (it holds {dir}/lumyx.lock); \
+         stop it, or give this one another LUMYX_DATA_DIR"
+    )]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The database cannot be opened, read or migrated.
+    #[error("the database {path} cannot be used: {problem}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// What went wrong.
+        problem: String,
+    },
+}
+
+/// An open data directory: its lock, held until this is dropped, and the
+/// server's own connection to its database.
+pub(crate) struct DataDir {
+    dir: PathBuf,
+    _lock: File,
+    db: Arc<Mutex<Connection>>,
+}
+
+impl DataDir {
+    /// Opens (creating it owner-only when missing) the data directory
+    /// `dir`, takes its lock, and opens and migrates the database.
+    pub(crate) fn open(dir: &Path) -> Result<DataDir, DataDirError> {
+        let io_error = |source| DataDirError::Io {
+            dir: dir.to_owned(),
+            source,
+        };
+        create_private_dir(dir).map_err(io_error)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(io_error)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(DataDirError::Locked {
+                    dir: dir.to_owned(),
+                });
+            }
+            Err(fs::TryLockError::Error(source)) => return Err(io_error(source)),
+        }
+        let path = dir.join(DATABASE_FILE);
+        let db = open_database(&path).map_err(|problem| DataDirError::Database {
+            path: path.clone(),
+            problem,
+        })?;
+        Ok(DataDir {
+            dir: dir.to_owned(),
+            _lock: lock,
+            db: Arc::new(Mutex::new(db)),
+        })
+    }
+
+    /// The database file.
+    pub(crate) fn database_path(&self) -> PathBuf {
+        self.dir.join(DATABASE_FILE)
+    }
+
+    /// A setting, if it was stored.
+    pub(crate) fn setting(&self, name: &str) -> Result<Option<String>, DataDirError> {
+        let db = self.db.lock().unwrap_or_else(PoisonError::into_inner);
+        db.query_row(
+            "SELECT value FROM settings WHERE name = ?1",
+            [name],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(|err| self.failure(&err))
+    }
+
+    /// Stores `value` for `name` unless one is stored already; answers the
+    /// value stored after the call.
+    pub(crate) fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, DataDirError> {
+        let db = self.db.lock().unwrap_or_else(PoisonError::into_inner);
+        db.execute(
+            "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+            [name, value],
+        )
+        .and_then(|_| {
+            db.query_row(
+                "SELECT value FROM settings WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )
+        })
+        .map_err(|err| self.failure(&err))
+    }
+
+    /// Puts the saved counts of every key of `table` back into its entry.
+    pub(crate) fn restore_counts(&self, table: &KeyTable) -> Result<usize, DataDirError> {
+        let db = self.db.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut statement = db
+            .prepare("SELECT key_id, limiter, usage FROM key_counts")
+            .map_err(|err| self.failure(&err))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|err| self.failure(&err))?;
+        let mut restored = 0;
+        for row in rows {
+            let (key_id, limiter, usage) = row.map_err(|err| self.failure(&err))?;
+            let Some(entry) = key_id.parse::<KeyId>().ok().and_then(|id| table.find_by_id(&id))
+            else {
+                continue;
+            };
+            let usage: SavedUsage = serde_json::from_str(&usage).map_err(|err| {
+                self.failure(&format!("the saved usage of {key_id} is unreadable ({err})"))
+            })?;
+            entry.limiter().restore(limiter.cast_unsigned());
+            entry.usage().restore(&usage.into_usage());
+            restored += 1;
+        }
+        Ok(restored)
+    }
+
+    /// A [`CountSaver`] of `table` into this database.
+    pub(crate) fn count_saver(&self, table: Arc<KeyTable>) -> CountSaver {
+        CountSaver {
+            db: Arc::clone(&self.db),
+            table,
+            written: HashMap::new(),
+        }
+    }
+
+    fn failure(&self, err: &dyn std::fmt::Display) -> DataDirError {
+        DataDirError::Database {
+            path: self.database_path(),
+            problem: err.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DataDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataDir").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+/// Creates `dir` (and its parents) readable by its owner only, or checks
+/// that it is a directory.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Opens the database at `path` with the server's settings and runs this
+/// module's migrations.
+fn open_database(path: &Path) -> Result<Connection, String> {
+    let mut db = Connection::open(path).map_err(|err| err.to_string())?;
+    configure(&db).map_err(|err| err.to_string())?;
+    migrate(&mut db, COMPONENT, MIGRATIONS)?;
+    Ok(db)
+}
+
+/// WAL, `synchronous=NORMAL`, foreign keys, and a wait of up to 5 s for a
+/// lock another connection holds.
+pub(crate) fn configure(db: &Connection) -> rusqlite::Result<()> {
+    db.busy_timeout(Duration::from_secs(5))?;
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    db.pragma_update(None, "synchronous", "NORMAL")?;
+    db.pragma_update(None, "foreign_keys", "ON")
+}
+
+/// Brings `component`'s tables to the last of `migrations`, each in one
+/// transaction; refuses a database a newer version of the code wrote.
+pub(crate) fn migrate(db: &mut Connection, component: &str, migrations: &[&str]) -> Result<(), String> {
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_versions (
+             component TEXT PRIMARY KEY,
+             version INTEGER NOT NULL
+         ) STRICT;",
+    )
+    .map_err(|err| err.to_string())?;
+    let current: i64 = db
+        .query_row(
+            "SELECT version FROM schema_versions WHERE component = ?1",
+            [component],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(|err| err.to_string())?
+        .unwrap_or(0);
+    let known = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
+    if current > known {
+        return Err(format!(
+            "its {component} tables are at schema version {current}, newer than this \
+             version of lumyx-server knows ({known}); run a newer lumyx-server"
+        ));
+    }
+    for (version, migration) in (1..).zip(migrations).skip(usize::try_from(current).unwrap_or(0)) {
+        let transaction = db.transaction().map_err(|err| err.to_string())?;
+        transaction
+            .execute_batch(migration)
+            .and_then(|()| {
+                transaction.execute(
+                    "INSERT INTO schema_versions (component, version) VALUES (?1, ?2)
+                     ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                    params![component, version],
+                )
+            })
+            .and_then(|_| transaction.commit())
+            .map_err(|err| format!("migration {version} of {component} failed: {err}"))?;
+    }
+    Ok(())
+}
+
+/// Writes the gate's counts behind: each call saves the keys whose limiter
+/// word or usage moved since the last call, in one transaction.
+pub(crate) struct CountSaver {
+    db: Arc<Mutex<Connection>>,
+    table: Arc<KeyTable>,
+    /// What was last written of each key: its limiter word and the sum of
+    /// its totals.
+    written: HashMap<KeyId, (u64, u64)>,
+}
+
+impl CountSaver {
+    /// Saves what changed; answers how many keys were written. Runs SQLite
+    /// on this thread: call it where blocking is allowed.
+    pub(crate) fn save(&mut self, now: Timestamp) -> rusqlite::Result<usize> {
+        let mut changed = Vec::new();
+        for record in self.table.records() {
+            let Some(entry) = self.table.find_by_id(&record.id) else {
+                continue;
+            };
+            let limiter = entry.limiter().saved();
+            let usage = entry.usage().usage(now);
+            let total: u64 = Counted::ALL
+                .iter()
+                .map(|&kind| usage.totals.get(kind))
+                .sum();
+            if self.written.get(&record.id) == Some(&(limiter, total)) {
+                continue;
+            }
+            changed.push((record.id, limiter, total, SavedUsage::of(&usage)));
+        }
+        if changed.is_empty() {
+            return Ok(0);
+        }
+        let mut db = self.db.lock().unwrap_or_else(PoisonError::into_inner);
+        let transaction = db.transaction()?;
+        {
+            let mut upsert = transaction.prepare_cached(
+                "INSERT INTO key_counts (key_id, limiter, usage) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key_id) DO UPDATE SET limiter = excluded.limiter, usage = excluded.usage",
+            )?;
+            for (id, limiter, _, usage) in &changed {
+                let usage = serde_json::to_string(usage).unwrap_or_default();
+                upsert.execute(params![id.to_string(), limiter.cast_signed(), usage])?;
+            }
+        }
+        transaction.commit()?;
+        let written = changed.len();
+        for (id, limiter, total, _) in changed {
+            self.written.insert(id, (limiter, total));
+        }
+        Ok(written)
+    }
+}
+
+/// A key's usage as the database keeps it (JSON): the days with counts,
+/// the totals and the last admission, counts in [`Counted::ALL`]'s order.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedUsage {
+    days: Vec<(u32, [u64; 6])>,
+    totals: [u64; 6],
+    last_used_micros: Option<u64>,
+}
+
+impl SavedUsage {
+    fn of(usage: &Usage) -> SavedUsage {
+        let counts = |counts: &Counts| Counted::ALL.map(|kind| counts.get(kind));
+        SavedUsage {
+            days: usage
+                .days
+                .iter()
+                .filter(|day| !day.counts.is_empty())
+                .map(|day| (day.day, counts(&day.counts)))
+                .collect(),
+            totals: counts(&usage.totals),
+            last_used_micros: usage.last_used.map(Timestamp::unix_micros),
+        }
+    }
+
+    fn into_usage(self) -> Usage {
+        let counts = |saved: [u64; 6]| {
+            let mut counts = Counts::default();
+            for (kind, n) in Counted::ALL.into_iter().zip(saved) {
+                counts.add(kind, n);
+            }
+            counts
+        };
+        let today = self.days.iter().map(|(day, _)| *day).max().unwrap_or(0);
+        Usage::new(
+            today,
+            self.days.into_iter().map(|(day, saved)| DayUsage {
+                day,
+                counts: counts(saved),
+            }),
+            counts(self.totals),
+            self.last_used_micros.map(Timestamp::from_unix_micros),
+        )
+    }
+}
+
+/// Copies the database of the data directory `dir` to `to` (a new file)
+/// with SQLite's online backup API: a consistent copy, taken while a
+/// server may be writing. Answers the pages copied.
+///
+/// # Errors
+/// When the database cannot be read, `to` exists already, or cannot be
+/// written.
+pub fn backup(dir: &Path, to: &Path) -> Result<i32, DataDirError> {
+    let source_path = dir.join(DATABASE_FILE);
+    let failure = |path: &Path, problem: String| DataDirError::Database {
+        path: path.to_owned(),
+        problem,
+    };
+    if !source_path.is_file() {
+        return Err(failure(&source_path, "there is no database there".to_owned()));
+    }
+    if to.exists() {
+        return Err(failure(to, "it exists already; give a new file".to_owned()));
+    }
+    let source = Connection::open_with_flags(&source_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|db| db.busy_timeout(Duration::from_secs(5)).map(|()| db))
+        .map_err(|err| failure(&source_path, err.to_string()))?;
+    let mut target = Connection::open(to).map_err(|err| failure(to, err.to_string()))?;
+    let copy = rusqlite::backup::Backup::new(&source, &mut target)
+        .map_err(|err| failure(to, err.to_string()))?;
+    copy.run_to_completion(256, Duration::ZERO, None)
+        .map_err(|err| failure(to, err.to_string()))?;
+    Ok(copy.progress().pagecount)
+}
