@@ -25,7 +25,7 @@ pub use admin::AdminToken;
 pub use config::{Config, ConfigError, LogFormat, StoreConfig};
 pub use conversations::{
     ConversationStore, MAX_CONVERSATION_BYTES, MAX_MESSAGES_PER_CONVERSATION, MemoryConversations,
-    RedisConversations, RedisConversationsBuilder, StoreError,
+    RedisConversations, RedisConversationsBuilder, SqliteConversations, StoreError,
 };
 pub use logging::init_logging;
 pub use model::{ChatModel, Completion, DemoModel, Piece, Prompt, TextStream};
