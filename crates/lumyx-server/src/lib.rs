@@ -26,7 +26,7 @@ pub use admin::AdminToken;
 pub use config::{Config, ConfigError, DEFAULT_DATA_DIR, LogFormat, StoreConfig};
 pub use conversations::{
     ConversationStore, MAX_CONVERSATION_BYTES, MAX_MESSAGES_PER_CONVERSATION, MemoryConversations,
-    RedisConversations, RedisConversationsBuilder, StoreError,
+    RedisConversations, RedisConversationsBuilder, SqliteConversations, StoreError,
 };
 pub use durable::DataDirError;
 pub use logging::init_logging;

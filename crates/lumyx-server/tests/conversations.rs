@@ -1,16 +1,18 @@
-//! The contract of a conversation store, run against both stores, and what
-//! only Redis adds: sharing between instances, outages, timeouts and data
-//! it cannot read.
+//! The contract of a conversation store, run against every store, and what
+//! only Redis adds (sharing between instances, outages, timeouts and data
+//! it cannot read) or only SQLite adds (a file that outlives its store,
+//! migrations, and data it cannot read).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lumyx_api_types::{
     Conversation, ConversationMessage, ListOrder, ListPage, ListParams, Metadata, Role,
 };
 use lumyx_server::{
     ConversationStore, MAX_CONVERSATION_BYTES, MAX_MESSAGES_PER_CONVERSATION, MemoryConversations,
-    RedisConversations, StoreError,
+    RedisConversations, SqliteConversations, StoreError,
 };
 use lumyx_test_support::RedisServer;
 
@@ -760,6 +762,348 @@ async fn contract(store: &dyn ConversationStore) {
 #[tokio::test]
 async fn memory_keeps_the_contract() {
     contract(&MemoryConversations::new()).await;
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_keeps_the_contract() {
+    contract(&SqliteConversations::open_in_memory().unwrap()).await;
+}
+
+/// A directory of its own under the system's temporary directory, removed
+/// with everything in it when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "lumyx-sqlite-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    /// The database file of the tests, not made yet.
+    fn database(&self) -> PathBuf {
+        self.0.join("lumyx.db")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn sqlite_file_keeps_the_contract() {
+    let dir = TempDir::new("contract");
+    let store = SqliteConversations::open(&dir.database()).unwrap();
+    contract(&store).await;
+    drop(store);
+    // WAL, so that readers do not wait for a writer.
+    let connection = rusqlite::Connection::open(dir.database()).unwrap();
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn sqlite_data_survives_closing_and_reopening_the_file() {
+    let dir = TempDir::new("reopen");
+    let path = dir.database();
+    let store = SqliteConversations::open(&path).unwrap();
+    let conversation = store
+        .create(
+            OWNER,
+            Some(metadata(&[("topic", "tea")])),
+            text(&[(Role::System, "Be brief."), (Role::User, "Hello")]),
+        )
+        .await
+        .unwrap();
+    let id = &conversation.id;
+    let reply = store
+        .append(OWNER, id, text(&[(Role::Assistant, "Hi")]))
+        .await
+        .unwrap()
+        .unwrap();
+    let bare = store.create(OWNER, None, Vec::new()).await.unwrap();
+    let gone = store.create(OWNER, None, many(3, 1)).await.unwrap();
+    assert!(store.delete(OWNER, &gone.id).await.unwrap());
+    let history = store.history(OWNER, id, ALL).await.unwrap().unwrap();
+    assert_eq!(history[2], reply[0]);
+    let listed = store.list(OWNER, &ListParams::default()).await.unwrap();
+    drop(store);
+
+    let store = SqliteConversations::open(&path).unwrap();
+    assert_eq!(
+        store.get(OWNER, id).await.unwrap(),
+        Some(conversation.clone())
+    );
+    assert_eq!(store.history(OWNER, id, ALL).await.unwrap(), Some(history));
+    assert_eq!(
+        store.list(OWNER, &ListParams::default()).await.unwrap(),
+        listed
+    );
+    assert_eq!(conversation_ids(&listed), vec![bare.id.clone(), id.clone()]);
+    assert_eq!(store.get(OWNER, &gone.id).await.unwrap(), None);
+    assert_eq!(store.get(OTHER, id).await.unwrap(), None);
+    // It goes on where it left off: positions, counts, creation order.
+    let more = store
+        .append(OWNER, id, text(&[(Role::User, "Again")]))
+        .await
+        .unwrap()
+        .unwrap();
+    let page = store
+        .messages(OWNER, id, &params(1, None, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.data, more);
+    assert!(page.has_more);
+    let newer = store.create(OWNER, None, Vec::new()).await.unwrap();
+    assert_eq!(
+        conversation_ids(&store.list(OWNER, &ListParams::default()).await.unwrap()),
+        vec![newer.id, bare.id, id.clone()]
+    );
+}
+
+/// The version of `lumyx_conversations` in `path`'s `schema_versions`.
+fn schema_version(path: &Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(
+            "SELECT version FROM schema_versions WHERE component = 'lumyx_conversations'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sqlite_migrations_apply_once() {
+    let dir = TempDir::new("migrations");
+    let path = dir.database();
+    // Another component's tables and version in the same file, and a
+    // user_version that is not the store's to read or set.
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
+                 INSERT INTO schema_versions VALUES ('lumyx_keys', 7);
+                 CREATE TABLE keys (id TEXT PRIMARY KEY);
+                 INSERT INTO keys VALUES ('key_1');
+                 PRAGMA user_version = 42;",
+            )
+            .unwrap();
+    }
+    let first = SqliteConversations::open(&path).unwrap();
+    let conversation = first
+        .create(OWNER, None, text(&[(Role::User, "Hello")]))
+        .await
+        .unwrap();
+    assert_eq!(schema_version(&path), SqliteConversations::SCHEMA_VERSION);
+    // Opened again, while the first is open and after it is closed: the
+    // migrations are not applied again, and nothing is lost.
+    let second = SqliteConversations::open(&path).unwrap();
+    assert_eq!(
+        second.get(OWNER, &conversation.id).await.unwrap(),
+        Some(conversation.clone())
+    );
+    drop((first, second));
+    let third = SqliteConversations::open(&path).unwrap();
+    assert_eq!(
+        third.get(OWNER, &conversation.id).await.unwrap(),
+        Some(conversation)
+    );
+    assert_eq!(schema_version(&path), SqliteConversations::SCHEMA_VERSION);
+    drop(third);
+
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let versions: Vec<(String, i64)> = connection
+        .prepare("SELECT component, version FROM schema_versions ORDER BY component")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        versions,
+        vec![
+            (
+                "lumyx_conversations".to_owned(),
+                SqliteConversations::SCHEMA_VERSION
+            ),
+            ("lumyx_keys".to_owned(), 7),
+        ]
+    );
+    let user_version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(user_version, 42);
+    let key: String = connection
+        .query_row("SELECT id FROM keys", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(key, "key_1");
+}
+
+#[tokio::test]
+async fn sqlite_refuses_a_newer_schema() {
+    let dir = TempDir::new("newer");
+    let path = dir.database();
+    drop(SqliteConversations::open(&path).unwrap());
+    let newer = SqliteConversations::SCHEMA_VERSION + 1;
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE schema_versions SET version = ?1 WHERE component = 'lumyx_conversations'",
+            [newer],
+        )
+        .unwrap();
+    match SqliteConversations::open(&path) {
+        Err(err @ StoreError::Corrupt(_)) => {
+            let shown = err.to_string();
+            assert!(shown.contains("lumyx_conversations"), "{shown}");
+            assert!(shown.contains(&format!("version {newer}")), "{shown}");
+            assert!(shown.contains("newer build"), "{shown}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Refused, and left as it was.
+    assert_eq!(schema_version(&path), newer);
+}
+
+#[tokio::test]
+async fn sqlite_a_file_that_is_no_database_is_refused() {
+    let dir = TempDir::new("garbage");
+    let path = dir.database();
+    std::fs::write(
+        &path,
+        "SECRET, and not a SQLite database at all".repeat(100),
+    )
+    .unwrap();
+    match SqliteConversations::open(&path) {
+        Err(err @ StoreError::Corrupt(_)) => {
+            assert!(!format!("{err} {err:?}").contains("SECRET"), "{err:?}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // A directory that does not exist cannot be opened now: unavailable.
+    let result = SqliteConversations::open(&dir.0.join("missing").join("lumyx.db"));
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_a_database_locked_by_another_writer_is_unavailable() {
+    let dir = TempDir::new("locked");
+    let path = dir.database();
+    let store = SqliteConversations::open(&path).unwrap();
+    let conversation = store.create(OWNER, None, Vec::new()).await.unwrap();
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Readers still read (WAL); a writer waits for the lock, then gives up.
+    assert!(store.get(OWNER, &conversation.id).await.unwrap().is_some());
+    let started = Instant::now();
+    let result = store
+        .append(OWNER, &conversation.id, text(&[(Role::User, "x")]))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    blocker.execute_batch("ROLLBACK").unwrap();
+    assert!(
+        store
+            .append(OWNER, &conversation.id, text(&[(Role::User, "x")]))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn sqlite_data_it_cannot_read_is_corrupt() {
+    let dir = TempDir::new("corrupt");
+    let path = dir.database();
+    let store = SqliteConversations::open(&path).unwrap();
+    let conversation = store
+        .create(OWNER, None, text(&[(Role::User, "Hello")]))
+        .await
+        .unwrap();
+    let id = &conversation.id;
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let set = |sql: &str| {
+        connection.execute(sql, [id]).unwrap();
+    };
+
+    set("UPDATE conversations SET metadata = '\"sk-SECRET-metadata\"' WHERE id = ?1");
+    corrupt_without(store.get(OWNER, id).await, id, "SECRET");
+    corrupt_without(
+        store.list(OWNER, &ListParams::default()).await,
+        id,
+        "SECRET",
+    );
+    set("UPDATE conversations SET metadata = 'not json SECRET' WHERE id = ?1");
+    corrupt_without(store.get(OWNER, id).await, id, "SECRET");
+    set("UPDATE conversations SET metadata = NULL, created_at = 'sk-SECRET-created' WHERE id = ?1");
+    corrupt_without(store.get(OWNER, id).await, id, "SECRET");
+    corrupt_without(
+        store.update(OWNER, id, metadata(&[("k", "v")])).await,
+        id,
+        "SECRET",
+    );
+    set(&format!(
+        "UPDATE conversations SET created_at = {} WHERE id = ?1",
+        conversation.created_at
+    ));
+    assert_eq!(
+        store.get(OWNER, id).await.unwrap(),
+        Some(conversation.clone())
+    );
+
+    // A message whose content is not text, or not UTF-8.
+    for content in ["CAST(X'80534543524554' AS TEXT)", "CAST('SECRET' AS BLOB)"] {
+        set(&format!(
+            "INSERT INTO messages (id, conversation_id, position, created_at, role, content)
+             VALUES ('msg_broken', ?1, 1, 0, 'user', {content})"
+        ));
+        let result = store.history(OWNER, id, ALL).await;
+        assert!(format!("{result:?}").contains("position 1"), "{result:?}");
+        corrupt_without(result, id, "SECRET");
+        corrupt_without(
+            store.messages(OWNER, id, &ListParams::default()).await,
+            id,
+            "SECRET",
+        );
+        // Only what is read is read.
+        assert_eq!(store.history(OWNER, id, 0).await.unwrap(), Some(vec![]));
+        set("DELETE FROM messages WHERE id = 'msg_broken' AND conversation_id = ?1");
+    }
+    let history = store.history(OWNER, id, ALL).await.unwrap().unwrap();
+    assert_eq!(contents(&history), text(&[(Role::User, "Hello")]));
+
+    // A byte count that is no count: the append is refused, nothing added.
+    set("UPDATE conversations SET bytes = -5 WHERE id = ?1");
+    corrupt_without(
+        store.append(OWNER, id, text(&[(Role::User, "more")])).await,
+        id,
+        "SECRET",
+    );
+    assert_eq!(store.history(OWNER, id, ALL).await.unwrap(), Some(history));
 }
 
 fn redis_store(server: &RedisServer) -> lumyx_server::RedisConversationsBuilder {

@@ -9,8 +9,9 @@
 //! holder can grow one without limit; a chat completion replays only its
 //! most recent messages ([`ConversationStore::history`]).
 //!
-//! Two stores keep the same contract: [`MemoryConversations`] in this
-//! process, and [`RedisConversations`] shared by every instance.
+//! Three stores keep the same contract: [`MemoryConversations`] in this
+//! process, [`RedisConversations`] shared by every instance, and
+//! [`SqliteConversations`] in a SQLite file that outlives the process.
 
 use async_trait::async_trait;
 use lumyx_api_types::{Conversation, ConversationMessage, ListPage, ListParams, Metadata, Role};
@@ -19,9 +20,11 @@ use crate::random::random_hex;
 
 mod memory;
 mod redis;
+mod sqlite;
 
 pub use self::memory::MemoryConversations;
 pub use self::redis::{RedisConversations, RedisConversationsBuilder};
+pub use self::sqlite::SqliteConversations;
 
 /// The most messages one conversation holds: a [`ConversationStore::create`]
 /// or [`ConversationStore::append`] that would pass it is refused with
@@ -71,11 +74,23 @@ fn new_messages(created_at: i64, messages: Vec<(Role, String)>) -> Vec<Conversat
         .collect()
 }
 
+/// Where and why JSON did not parse, without the JSON: serde_json's own
+/// message may quote the text it read (`invalid type: string "..."`).
+fn json_failure(err: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {}, column {}",
+        err.classify(),
+        err.line(),
+        err.column()
+    )
+}
+
 /// Why a store could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The store cannot answer now (Redis unreachable or refusing): the
-    /// API answers 503.
+    /// The store cannot answer now (Redis unreachable or refusing, a
+    /// SQLite database busy, locked or failing to read or write): the API
+    /// answers 503.
     #[error("the conversation store is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The store holds something it cannot read: the API answers 500.

@@ -54,7 +54,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     ConversationStore, MAX_CONVERSATION_BYTES, MAX_MESSAGES_PER_CONVERSATION, StoreError,
-    content_bytes, full, new_conversation_id, new_messages, now,
+    content_bytes, full, json_failure, new_conversation_id, new_messages, now,
 };
 
 /// Lua functions that the scripts which add messages share.
@@ -458,17 +458,6 @@ fn text(field: Field, what: &str) -> Result<String, StoreError> {
             err.as_bytes().len()
         ))
     })
-}
-
-/// Where and why JSON did not parse, without the JSON: serde_json's own
-/// message may quote the text it read (`invalid type: string "..."`).
-fn json_failure(err: &serde_json::Error) -> String {
-    format!(
-        "{:?} error at line {}, column {}",
-        err.classify(),
-        err.line(),
-        err.column()
-    )
 }
 
 /// The `created_at` of conversation `id`.
