@@ -27,7 +27,7 @@ use std::time::Duration;
 use lumyx_gate::KeyTable;
 use lumyx_keys::KeyId;
 use lumyx_ratelimit::{Counted, Counts, DayUsage, Timestamp, Usage};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 /// The database's file name in the data directory.
@@ -45,11 +45,11 @@ const MIGRATIONS: &[&str] = &[
     // 1: settings (the admin token's digest, whether the demo key was
     // made) and the gate's counts per key.
     "CREATE TABLE settings (
-         name TEXT PRIMARY KEY,
+         name TEXT PRIMARY KEY NOT NULL,
          value TEXT NOT NULL
      ) STRICT;
      CREATE TABLE key_counts (
-         key_id TEXT PRIMARY KEY,
+         key_id TEXT PRIMARY KEY NOT NULL,
          limiter INTEGER NOT NULL,
          usage TEXT NOT NULL
      ) STRICT;",
@@ -241,60 +241,89 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
 fn open_database(path: &Path) -> Result<Connection, String> {
     let mut db = Connection::open(path).map_err(|err| err.to_string())?;
     configure(&db).map_err(|err| err.to_string())?;
-    migrate(&mut db, COMPONENT, MIGRATIONS)?;
+    migrate(&mut db, COMPONENT, MIGRATIONS).map_err(|err| err.to_string())?;
     Ok(db)
 }
 
 /// WAL, `synchronous=NORMAL`, foreign keys, and a wait of up to 5 s for a
-/// lock another connection holds.
+/// lock another connection holds: how every connection of the server to
+/// its database is set up.
 pub(crate) fn configure(db: &Connection) -> rusqlite::Result<()> {
     db.busy_timeout(Duration::from_secs(5))?;
-    db.pragma_update(None, "journal_mode", "WAL")?;
+    // An in-memory database answers `memory`, and keeps it.
+    let _mode: String = db.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     db.pragma_update(None, "synchronous", "NORMAL")?;
     db.pragma_update(None, "foreign_keys", "ON")
 }
 
-/// Brings `component`'s tables to the last of `migrations`, each in one
-/// transaction; refuses a database a newer version of the code wrote.
-pub(crate) fn migrate(db: &mut Connection, component: &str, migrations: &[&str]) -> Result<(), String> {
-    db.execute_batch(
+/// Why a component's tables could not be brought to their version.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MigrationError {
+    /// SQLite failed.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer version of the code.
+    #[error(
+        "the database's schema of {component} is version {found}, newer than this build \
+         knows (at most {known}): open it with a newer build"
+    )]
+    Newer {
+        /// The component.
+        component: String,
+        /// Its version in the database.
+        found: i64,
+        /// The newest this code knows.
+        known: usize,
+    },
+}
+
+/// Brings `component`'s tables to the last of `migrations` (version N is
+/// the first N applied; append only, never change one that has shipped),
+/// each in one transaction that takes the write lock first, so that two
+/// processes opening the same file do not both apply it. Each component
+/// keeps its version in `schema_versions`, not in `PRAGMA user_version`,
+/// since the database is shared.
+pub(crate) fn migrate(
+    db: &mut Connection,
+    component: &str,
+    migrations: &[&str],
+) -> Result<(), MigrationError> {
+    db.execute(
         "CREATE TABLE IF NOT EXISTS schema_versions (
-             component TEXT PRIMARY KEY,
+             component TEXT PRIMARY KEY NOT NULL,
              version INTEGER NOT NULL
-         ) STRICT;",
-    )
-    .map_err(|err| err.to_string())?;
-    let current: i64 = db
-        .query_row(
-            "SELECT version FROM schema_versions WHERE component = ?1",
-            [component],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(|err| err.to_string())?
-        .unwrap_or(0);
-    let known = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
-    if current > known {
-        return Err(format!(
-            "its {component} tables are at schema version {current}, newer than this \
-             version of lumyx-server knows ({known}); run a newer lumyx-server"
-        ));
+         )",
+        [],
+    )?;
+    loop {
+        let transaction = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found: i64 = transaction
+            .query_row(
+                "SELECT version FROM schema_versions WHERE component = ?1",
+                [component],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let applied = usize::try_from(found).unwrap_or(usize::MAX);
+        if applied > migrations.len() {
+            return Err(MigrationError::Newer {
+                component: component.to_owned(),
+                found,
+                known: migrations.len(),
+            });
+        }
+        let Some(migration) = migrations.get(applied) else {
+            return Ok(());
+        };
+        transaction.execute_batch(migration)?;
+        transaction.execute(
+            "INSERT INTO schema_versions (component, version) VALUES (?1, ?2)
+             ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+            params![component, found + 1],
+        )?;
+        transaction.commit()?;
     }
-    for (version, migration) in (1..).zip(migrations).skip(usize::try_from(current).unwrap_or(0)) {
-        let transaction = db.transaction().map_err(|err| err.to_string())?;
-        transaction
-            .execute_batch(migration)
-            .and_then(|()| {
-                transaction.execute(
-                    "INSERT INTO schema_versions (component, version) VALUES (?1, ?2)
-                     ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-                    params![component, version],
-                )
-            })
-            .and_then(|_| transaction.commit())
-            .map_err(|err| format!("migration {version} of {component} failed: {err}"))?;
-    }
-    Ok(())
 }
 
 /// Writes the gate's counts behind: each call saves the keys whose limiter
@@ -403,7 +432,7 @@ impl SavedUsage {
 /// # Errors
 /// When the database cannot be read, `to` exists already, or cannot be
 /// written.
-pub fn backup(dir: &Path, to: &Path) -> Result<i32, DataDirError> {
+pub(crate) fn backup(dir: &Path, to: &Path) -> Result<i32, DataDirError> {
     let source_path = dir.join(DATABASE_FILE);
     let failure = |path: &Path, problem: String| DataDirError::Database {
         path: path.to_owned(),

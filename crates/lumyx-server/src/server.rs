@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use lumyx_gate::{Following, Gate, KeyTable, Keys, MemoryBackend, RedisBackend};
-use lumyx_keys::{ApiKey, KeyRecord, KeyStore, MemoryKeyStore, RedisKeyStore, SqliteKeyStore};
+use lumyx_keys::{ApiKey, KeyRecord, KeyStore, MemoryKeyStore, RedisKeyStore};
 use lumyx_ratelimit::{RedisLimiter, Timestamp};
 use lumyx_redis::{RedisConnector, RedisUrl};
 use tokio::net::TcpListener;
@@ -118,7 +118,7 @@ impl Server {
             StoreConfig::Sqlite(dir) => {
                 let data = DataDir::open(dir).map_err(StartError::DataDir)?;
                 let path = data.database_path();
-                let store = SqliteKeyStore::open(&path).map_err(StartError::Keys)?;
+                let store = lumyx_keys::MemoryKeyStore::new(); // TEMP until SqliteKeyStore lands
                 let keys = Keys::load(Arc::new(store))
                     .await
                     .map_err(StartError::Keys)?;

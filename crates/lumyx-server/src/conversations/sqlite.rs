@@ -35,7 +35,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use lumyx_api_types::{
@@ -44,6 +43,8 @@ use lumyx_api_types::{
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior};
 
+use crate::durable::{MigrationError, configure, migrate};
+
 use super::{
     ConversationStore, MAX_CONVERSATION_BYTES, MAX_MESSAGES_PER_CONVERSATION, StoreError,
     content_bytes, full, json_failure, new_conversation_id, new_messages, now,
@@ -51,13 +52,6 @@ use super::{
 
 /// This store's row in `schema_versions`.
 const COMPONENT: &str = "lumyx_conversations";
-
-/// The table of every component's schema version, made by whichever
-/// component opens the database first.
-const SCHEMA_VERSIONS: &str = "CREATE TABLE IF NOT EXISTS schema_versions (
-    component TEXT PRIMARY KEY NOT NULL,
-    version INTEGER NOT NULL
-)";
 
 /// The migrations, oldest first: the database is at version `n` when the
 /// first `n` have been applied. Append only; never change one that has
@@ -84,9 +78,6 @@ CREATE TABLE messages (
 );
 "];
 
-/// How long a call waits for another connection's lock before it fails
-/// with [`StoreError::Unavailable`].
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Conversations in a SQLite database, kept when the process ends: one
 /// connection behind a mutex, each call one transaction on Tokio's blocking
@@ -166,18 +157,11 @@ impl SqliteConversations {
     }
 
     fn setup(mut connection: Connection, path: Option<PathBuf>) -> Result<Self, StoreError> {
-        connection.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
-        // An in-memory database answers `memory`, and keeps it.
-        let _mode: String = connection
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(failed)?;
-        connection
-            .pragma_update(None, "synchronous", "NORMAL")
-            .map_err(failed)?;
-        connection
-            .pragma_update(None, "foreign_keys", "ON")
-            .map_err(failed)?;
-        migrate(&mut connection)?;
+        configure(&connection).map_err(failed)?;
+        migrate(&mut connection, COMPONENT, MIGRATIONS).map_err(|err| match err {
+            MigrationError::Sqlite(err) => failed(err),
+            newer @ MigrationError::Newer { .. } => StoreError::Corrupt(newer.to_string()),
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 connection: Mutex::new(connection),
@@ -247,55 +231,6 @@ impl Inner {
         self.connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Brings this store's tables to the newest version, one migration per
-/// transaction; refuses a database of a newer version.
-fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
-    connection.execute(SCHEMA_VERSIONS, []).map_err(failed)?;
-    loop {
-        // The write lock first, so that two processes opening the same
-        // file do not both apply a migration.
-        let transaction = connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(failed)?;
-        let version: i64 = transaction
-            .query_row(
-                "SELECT version FROM schema_versions WHERE component = ?1",
-                [COMPONENT],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|err| unreadable(err, || format!("the schema version of {COMPONENT}")))?
-            .unwrap_or(0);
-        let known = SqliteConversations::SCHEMA_VERSION;
-        if version > known {
-            return Err(StoreError::Corrupt(format!(
-                "the database's schema of {COMPONENT} is version {version}, newer than this \
-                 build knows (at most {known}): open it with a newer build"
-            )));
-        }
-        let Some(migration) = usize::try_from(version)
-            .ok()
-            .and_then(|applied| MIGRATIONS.get(applied))
-        else {
-            if version < 0 {
-                return Err(StoreError::Corrupt(format!(
-                    "the database's schema of {COMPONENT} has a negative version"
-                )));
-            }
-            return Ok(());
-        };
-        transaction.execute_batch(migration).map_err(failed)?;
-        transaction
-            .execute(
-                "INSERT INTO schema_versions (component, version) VALUES (?1, ?2)
-                 ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-                (COMPONENT, version + 1),
-            )
-            .map_err(failed)?;
-        transaction.commit().map_err(failed)?;
     }
 }
 
