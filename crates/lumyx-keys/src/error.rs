@@ -131,6 +131,22 @@ pub enum Error {
         #[source]
         source: Option<Cause>,
     },
+    /// A database holds a newer schema of this crate's tables than this
+    /// build knows: a later version of `lumyx-keys` migrated it. Opening it
+    /// is refused rather than reading or writing rows whose layout may have
+    /// changed; open it with that later version.
+    #[error(
+        "the database holds version {found} of the `{component}` schema, \
+         newer than {known}, the latest this build of lumyx-keys knows"
+    )]
+    SchemaTooNew {
+        /// The component whose schema it is (`lumyx_keys`).
+        component: &'static str,
+        /// The version the database holds.
+        found: i64,
+        /// The latest version this build knows.
+        known: i64,
+    },
     /// A setting is unusable, such as a Redis namespace with a brace or a
     /// Redis URL the client refuses.
     #[error("invalid {setting}: expected {expected}, got `{got}`")]

@@ -14,6 +14,8 @@ mod redact;
 #[cfg(feature = "redis")]
 mod redis;
 mod scan;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod store;
 mod text;
 
@@ -39,4 +41,7 @@ pub use redact::{REDACT_MIN_PIECE, REDACT_MIN_RUN, redact};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{KeyChange, KeyChanges, RedisKeyStore, RedisKeyStoreBuilder};
 pub use scan::{Finding, Findings, MIN_SCAN_BUFFER_LEN, ReaderFindings, SCAN_BUFFER_LEN, Scanner};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::SqliteKeyStore;
 pub use store::{KeyStore, Verification, verify};
