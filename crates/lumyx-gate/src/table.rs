@@ -260,6 +260,18 @@ impl KeyTable {
         self.len() == 0
     }
 
+    /// Every entry, in no particular order: what a task that saves the
+    /// keys' counts walks (cloning only the entries' reference counts).
+    pub fn entries(&self) -> Vec<Arc<KeyEntry>> {
+        self.shards
+            .iter()
+            .flat_map(|PaddedShard(shard)| {
+                let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
+                shard.values().cloned().collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Every record, oldest first (ties broken by id).
     pub fn records(&self) -> Vec<Arc<KeyRecord>> {
         let mut records: Vec<Arc<KeyRecord>> = self

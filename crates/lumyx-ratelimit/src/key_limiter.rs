@@ -162,7 +162,10 @@ mod tests {
 
         let after = KeyLimiter::default();
         after.restore(saved);
-        assert!(!after.check(limits, &clock).is_admitted(), "the minute stays spent");
+        assert!(
+            !after.check(limits, &clock).is_admitted(),
+            "the minute stays spent"
+        );
         assert_eq!(after.peek(limits, &clock).day.remaining, 5);
 
         clock.advance(Duration::from_secs(120));

@@ -302,6 +302,15 @@ impl UsageCounter {
         }
     }
 
+    /// How many requests were counted in all, of every kind: it moves with
+    /// every count, so a saver can tell at a glance whether to save again.
+    pub fn counted(&self) -> u64 {
+        self.totals
+            .iter()
+            .map(|total| total.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+
     /// The usage as of `at`: the [`USAGE_DAYS`] days ending on its UTC day.
     pub fn usage(&self, at: Timestamp) -> Usage {
         let today = day_of(at.unix_micros());

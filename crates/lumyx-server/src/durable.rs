@@ -152,7 +152,11 @@ impl DataDir {
 
     /// Stores `value` for `name` unless one is stored already; answers the
     /// value stored after the call.
-    pub(crate) fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, DataDirError> {
+    pub(crate) fn setting_or_insert(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<String, DataDirError> {
         let db = self.db.lock().unwrap_or_else(PoisonError::into_inner);
         db.execute(
             "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
@@ -186,12 +190,17 @@ impl DataDir {
         let mut restored = 0;
         for row in rows {
             let (key_id, limiter, usage) = row.map_err(|err| self.failure(&err))?;
-            let Some(entry) = key_id.parse::<KeyId>().ok().and_then(|id| table.find_by_id(&id))
+            let Some(entry) = key_id
+                .parse::<KeyId>()
+                .ok()
+                .and_then(|id| table.find_by_id(&id))
             else {
                 continue;
             };
             let usage: SavedUsage = serde_json::from_str(&usage).map_err(|err| {
-                self.failure(&format!("the saved usage of {key_id} is unreadable ({err})"))
+                self.failure(&format!(
+                    "the saved usage of {key_id} is unreadable ({err})"
+                ))
             })?;
             entry.limiter().restore(limiter.cast_unsigned());
             entry.usage().restore(&usage.into_usage());
@@ -219,7 +228,9 @@ impl DataDir {
 
 impl std::fmt::Debug for DataDir {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataDir").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("DataDir")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -251,7 +262,8 @@ fn open_database(path: &Path) -> Result<Connection, String> {
 pub(crate) fn configure(db: &Connection) -> rusqlite::Result<()> {
     db.busy_timeout(Duration::from_secs(5))?;
     // An in-memory database answers `memory`, and keeps it.
-    let _mode: String = db.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    let _mode: String =
+        db.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     db.pragma_update(None, "synchronous", "NORMAL")?;
     db.pragma_update(None, "foreign_keys", "ON")
 }
@@ -341,20 +353,15 @@ impl CountSaver {
     /// on this thread: call it where blocking is allowed.
     pub(crate) fn save(&mut self, now: Timestamp) -> rusqlite::Result<usize> {
         let mut changed = Vec::new();
-        for record in self.table.records() {
-            let Some(entry) = self.table.find_by_id(&record.id) else {
-                continue;
-            };
+        for entry in self.table.entries() {
+            let id = entry.record().id;
             let limiter = entry.limiter().saved();
-            let usage = entry.usage().usage(now);
-            let total: u64 = Counted::ALL
-                .iter()
-                .map(|&kind| usage.totals.get(kind))
-                .sum();
-            if self.written.get(&record.id) == Some(&(limiter, total)) {
+            let counted = entry.usage().counted();
+            if self.written.get(&id) == Some(&(limiter, counted)) {
                 continue;
             }
-            changed.push((record.id, limiter, total, SavedUsage::of(&usage)));
+            let usage = entry.usage().usage(now);
+            changed.push((id, limiter, counted, SavedUsage::of(&usage)));
         }
         if changed.is_empty() {
             return Ok(0);
@@ -439,14 +446,18 @@ pub(crate) fn backup(dir: &Path, to: &Path) -> Result<i32, DataDirError> {
         problem,
     };
     if !source_path.is_file() {
-        return Err(failure(&source_path, "there is no database there".to_owned()));
+        return Err(failure(
+            &source_path,
+            "there is no database there".to_owned(),
+        ));
     }
     if to.exists() {
         return Err(failure(to, "it exists already; give a new file".to_owned()));
     }
-    let source = Connection::open_with_flags(&source_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|db| db.busy_timeout(Duration::from_secs(5)).map(|()| db))
-        .map_err(|err| failure(&source_path, err.to_string()))?;
+    let source =
+        Connection::open_with_flags(&source_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|db| db.busy_timeout(Duration::from_secs(5)).map(|()| db))
+            .map_err(|err| failure(&source_path, err.to_string()))?;
     let mut target = Connection::open(to).map_err(|err| failure(to, err.to_string()))?;
     let copy = rusqlite::backup::Backup::new(&source, &mut target)
         .map_err(|err| failure(to, err.to_string()))?;

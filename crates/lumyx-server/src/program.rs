@@ -24,7 +24,12 @@ use crate::{Config, Server, StoreConfig, init_logging};
 /// ```
 pub fn run_from_env() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] => {}
         ["backup", to] => return backup(Path::new(to)),
         _ => {
@@ -77,7 +82,11 @@ fn backup(to: &Path) -> ExitCode {
     };
     match crate::durable::backup(dir, to) {
         Ok(pages) => {
-            println!("backed up {} to {} ({pages} pages)", dir.display(), to.display());
+            println!(
+                "backed up {} to {} ({pages} pages)",
+                dir.display(),
+                to.display()
+            );
             ExitCode::SUCCESS
         }
         Err(err) => fail(&err, 1),

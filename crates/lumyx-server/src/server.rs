@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use lumyx_gate::{Following, Gate, KeyTable, Keys, MemoryBackend, RedisBackend};
-use lumyx_keys::{ApiKey, KeyRecord, KeyStore, MemoryKeyStore, RedisKeyStore};
+use lumyx_keys::{ApiKey, KeyRecord, KeyStore, MemoryKeyStore, RedisKeyStore, SqliteKeyStore};
 use lumyx_ratelimit::{RedisLimiter, Timestamp};
 use lumyx_redis::{RedisConnector, RedisUrl};
 use tokio::net::TcpListener;
@@ -25,10 +25,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::admin::TokenDigest;
-use crate::durable::{CountSaver, DataDir, DataDirError, SAVE_EVERY};
 use crate::conversations::{
     MemoryConversations, RedisConversations, SqliteConversations, StoreError,
 };
+use crate::durable::{CountSaver, DataDir, DataDirError, SAVE_EVERY};
 use crate::metrics::{Metrics, PurposeLabels};
 use crate::router::router;
 use crate::state::{AppState, Measured, Served};
@@ -118,7 +118,7 @@ impl Server {
             StoreConfig::Sqlite(dir) => {
                 let data = DataDir::open(dir).map_err(StartError::DataDir)?;
                 let path = data.database_path();
-                let store = lumyx_keys::MemoryKeyStore::new(); // TEMP until SqliteKeyStore lands
+                let store = SqliteKeyStore::open(&path).map_err(StartError::Keys)?;
                 let keys = Keys::load(Arc::new(store))
                     .await
                     .map_err(StartError::Keys)?;
@@ -582,9 +582,8 @@ impl Drop for Durable {
 /// logged and the next pass tries again.
 async fn save_counts(saver: Arc<std::sync::Mutex<CountSaver>>) {
     let saved = tokio::task::spawn_blocking(move || {
-        let now = Timestamp::from_unix_micros(
-            u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0),
-        );
+        let now =
+            Timestamp::from_unix_micros(u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0));
         saver
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

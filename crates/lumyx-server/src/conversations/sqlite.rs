@@ -78,7 +78,6 @@ CREATE TABLE messages (
 );
 "];
 
-
 /// Conversations in a SQLite database, kept when the process ends: one
 /// connection behind a mutex, each call one transaction on Tokio's blocking
 /// threads, writes checking the caps inside their transaction.

@@ -39,10 +39,8 @@ impl TempDir {
     pub fn new(name: &str) -> TempDir {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "lumyx-test-{name}-{}-{unique}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("lumyx-test-{name}-{}-{unique}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         TempDir(path)
     }
@@ -248,7 +246,11 @@ impl ServerProcess {
         command
             .env_clear()
             .env("LUMYX_ADDR", &addr)
-            .envs(data_dir.iter().map(|dir| ("LUMYX_DATA_DIR", dir.path().as_os_str())))
+            .envs(
+                data_dir
+                    .iter()
+                    .map(|dir| ("LUMYX_DATA_DIR", dir.path().as_os_str())),
+            )
             .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
