@@ -465,3 +465,106 @@ pub(crate) fn backup(dir: &Path, to: &Path) -> Result<i32, DataDirError> {
         .map_err(|err| failure(to, err.to_string()))?;
     Ok(copy.progress().pagecount)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIRST: &str = "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL) STRICT;";
+    const SECOND: &str = "ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;";
+
+    fn version(db: &Connection, component: &str) -> i64 {
+        db.query_row(
+            "SELECT version FROM schema_versions WHERE component = ?1",
+            [component],
+            |row| row.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_older_schema_is_migrated_keeping_its_rows_and_a_newer_one_refused() {
+        let mut db = Connection::open_in_memory().unwrap();
+        configure(&db).unwrap();
+        migrate(&mut db, "notes", &[FIRST]).unwrap();
+        db.execute("INSERT INTO notes (text) VALUES ('kept')", [])
+            .unwrap();
+        migrate(
+            &mut db,
+            "other",
+            &[FIRST.replace("notes", "others").as_str()],
+        )
+        .unwrap();
+
+        migrate(&mut db, "notes", &[FIRST, SECOND]).unwrap();
+        assert_eq!(version(&db, "notes"), 2);
+        assert_eq!(
+            version(&db, "other"),
+            1,
+            "another component's version is its own"
+        );
+        let (text, pinned): (String, i64) = db
+            .query_row("SELECT text, pinned FROM notes", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((text.as_str(), pinned), ("kept", 0));
+
+        migrate(&mut db, "notes", &[FIRST, SECOND]).unwrap();
+        assert_eq!(version(&db, "notes"), 2, "a second start changes nothing");
+        let refused = migrate(&mut db, "notes", &[FIRST]).unwrap_err();
+        assert!(matches!(
+            refused,
+            MigrationError::Newer {
+                found: 2,
+                known: 1,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_failed_migration_leaves_the_previous_version() {
+        let mut db = Connection::open_in_memory().unwrap();
+        migrate(&mut db, "notes", &[FIRST]).unwrap();
+        let broken = "ALTER TABLE notes ADD COLUMN x INTEGER; THIS IS NOT SQL;";
+        assert!(migrate(&mut db, "notes", &[FIRST, broken]).is_err());
+        assert_eq!(version(&db, "notes"), 1);
+        let columns: i64 = db
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('notes')",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            columns, 2,
+            "the failed migration's first statement was rolled back"
+        );
+    }
+
+    #[test]
+    fn saved_usage_reads_back_as_it_was() {
+        let mut counts = Counts::default();
+        counts.add(Counted::Admitted, 7);
+        counts.add(Counted::MinuteLimit, 2);
+        let usage = Usage::new(
+            20_000,
+            [
+                DayUsage {
+                    day: 19_999,
+                    counts,
+                },
+                DayUsage {
+                    day: 20_000,
+                    counts,
+                },
+            ],
+            counts,
+            Some(Timestamp::from_unix_micros(1_700_000_000_000_000)),
+        );
+        let json = serde_json::to_string(&SavedUsage::of(&usage)).unwrap();
+        let back: SavedUsage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.into_usage(), usage);
+    }
+}
