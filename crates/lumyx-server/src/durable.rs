@@ -24,9 +24,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use lumyx_gate::KeyTable;
-use lumyx_keys::KeyId;
+use lumyx_keys::{KeyDigest, KeyId, KeyRecord, KeyStore};
 use lumyx_ratelimit::{Counted, Counts, DayUsage, Timestamp, Usage};
+use rusqlite::backup::StepResult;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
@@ -172,6 +174,18 @@ impl DataDir {
         .map_err(|err| self.failure(&err))
     }
 
+    /// Stores `value` for `name`, replacing any.
+    pub(crate) fn set_setting(&self, name: &str, value: &str) -> Result<(), DataDirError> {
+        let db = self.db.lock().unwrap_or_else(PoisonError::into_inner);
+        db.execute(
+            "INSERT INTO settings (name, value) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            [name, value],
+        )
+        .map(|_| ())
+        .map_err(|err| self.failure(&err))
+    }
+
     /// Puts the saved counts of every key of `table` back into its entry.
     pub(crate) fn restore_counts(&self, table: &KeyTable) -> Result<usize, DataDirError> {
         let db = self.db.lock().unwrap_or_else(PoisonError::into_inner);
@@ -234,22 +248,46 @@ impl std::fmt::Debug for DataDir {
     }
 }
 
-/// Creates `dir` (and its parents) readable by its owner only, or checks
-/// that it is a directory.
+/// Creates `dir` (and its parents) readable by its owner only; an
+/// existing one is made so.
 fn create_private_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         builder.mode(0o700);
+        builder.create(dir)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
     }
+    #[cfg(not(unix))]
     builder.create(dir)
+}
+
+/// Creates the file `path` readable and writable by its owner only, unless
+/// it exists; SQLite gives its `-wal` and `-shm` files the same mode.
+fn create_private_file(path: &Path) -> io::Result<()> {
+    let mut options = File::options();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map(drop)
 }
 
 /// Opens the database at `path` with the server's settings and runs this
 /// module's migrations.
 fn open_database(path: &Path) -> Result<Connection, String> {
+    create_private_file(path).map_err(|err| err.to_string())?;
+    #[cfg(unix)]
+    {
+        // A database an earlier version left readable by others is not.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            .map_err(|err| err.to_string())?;
+    }
     let mut db = Connection::open(path).map_err(|err| err.to_string())?;
     configure(&db).map_err(|err| err.to_string())?;
     migrate(&mut db, COMPONENT, MIGRATIONS).map_err(|err| err.to_string())?;
@@ -458,12 +496,119 @@ pub(crate) fn backup(dir: &Path, to: &Path) -> Result<i32, DataDirError> {
         Connection::open_with_flags(&source_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .and_then(|db| db.busy_timeout(Duration::from_secs(5)).map(|()| db))
             .map_err(|err| failure(&source_path, err.to_string()))?;
-    let mut target = Connection::open(to).map_err(|err| failure(to, err.to_string()))?;
-    let copy = rusqlite::backup::Backup::new(&source, &mut target)
-        .map_err(|err| failure(to, err.to_string()))?;
-    copy.run_to_completion(256, Duration::ZERO, None)
-        .map_err(|err| failure(to, err.to_string()))?;
-    Ok(copy.progress().pagecount)
+    // Into a file beside the target, renamed into place once whole: a
+    // failed copy leaves nothing at `to`.
+    let partial = to.with_file_name(format!(
+        ".{}.partial",
+        to.file_name()
+            .map_or_else(|| "backup".into(), |name| name.to_string_lossy())
+    ));
+    let _ = fs::remove_file(&partial);
+    let copied = copy_database(&source, &partial, to);
+    if copied.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    copied.map_err(|problem| failure(to, problem))
+}
+
+/// Copies `source` into the new file `partial`, then renames it to `to`.
+fn copy_database(source: &Connection, partial: &Path, to: &Path) -> Result<i32, String> {
+    create_private_file(partial).map_err(|err| err.to_string())?;
+    let mut target = Connection::open(partial).map_err(|err| err.to_string())?;
+    let pages = {
+        let copy =
+            rusqlite::backup::Backup::new(source, &mut target).map_err(|err| err.to_string())?;
+        // Every page in one step, under one read snapshot: a step at a time
+        // would start over whenever the server writes meanwhile. A step
+        // that meets a lock is tried again, for up to 10 s.
+        let mut tries = 0;
+        loop {
+            match copy.step(-1).map_err(|err| err.to_string())? {
+                StepResult::Done => break,
+                StepResult::More => {}
+                _ if tries < 200 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                _ => return Err("the database stayed locked for 10 s".to_owned()),
+            }
+        }
+        copy.progress().pagecount
+    };
+    target.close().map_err(|(_, err)| err.to_string())?;
+    File::open(partial)
+        .and_then(|file| file.sync_all())
+        .and_then(|()| fs::rename(partial, to))
+        .map_err(|err| err.to_string())?;
+    Ok(pages)
+}
+
+/// A key store whose calls run on Tokio's blocking threads: SQLite's
+/// writes wait for locks and disks, and must not hold up the threads that
+/// serve requests (the gate never calls the store; the admin API does).
+pub(crate) struct OffThread(pub(crate) Arc<dyn KeyStore>);
+
+impl OffThread {
+    async fn run<T, F, Fut>(&self, call: F) -> Result<T, lumyx_keys::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<dyn KeyStore>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, lumyx_keys::Error>>,
+    {
+        let store = Arc::clone(&self.0);
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || runtime.block_on(call(store)))
+            .await
+            .map_err(|err| lumyx_keys::Error::Store(Box::new(err)))?
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for OffThread {
+    async fn insert(&self, record: KeyRecord) -> Result<(), lumyx_keys::Error> {
+        self.run(move |store| async move { store.insert(record).await })
+            .await
+    }
+
+    async fn update(&self, record: KeyRecord) -> Result<bool, lumyx_keys::Error> {
+        self.run(move |store| async move { store.update(record).await })
+            .await
+    }
+
+    async fn revoke(
+        &self,
+        id: &KeyId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Arc<KeyRecord>>, lumyx_keys::Error> {
+        let id = *id;
+        self.run(move |store| async move { store.revoke(&id, at).await })
+            .await
+    }
+
+    async fn find_by_digest(
+        &self,
+        digest: &KeyDigest,
+    ) -> Result<Option<Arc<KeyRecord>>, lumyx_keys::Error> {
+        let digest = *digest;
+        self.run(move |store| async move { store.find_by_digest(&digest).await })
+            .await
+    }
+
+    async fn find_by_id(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, lumyx_keys::Error> {
+        let id = *id;
+        self.run(move |store| async move { store.find_by_id(&id).await })
+            .await
+    }
+
+    async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, lumyx_keys::Error> {
+        self.run(|store| async move { store.list().await }).await
+    }
+}
+
+impl std::fmt::Debug for OffThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("OffThread").finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::admin::TokenDigest;
 use crate::conversations::{
     MemoryConversations, RedisConversations, SqliteConversations, StoreError,
 };
-use crate::durable::{CountSaver, DataDir, DataDirError, SAVE_EVERY};
+use crate::durable::{CountSaver, DataDir, DataDirError, OffThread, SAVE_EVERY};
 use crate::metrics::{Metrics, PurposeLabels};
 use crate::router::router;
 use crate::state::{AppState, Measured, Served};
@@ -106,6 +106,18 @@ impl Server {
             model,
             personas,
         } = self;
+        // The address first: a start that cannot listen must not have made
+        // (and stored) an admin token or a demo key nobody was shown.
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })?;
         let metrics = Arc::new(Metrics::new());
         let served = |admin: &AdminSecret| Served {
             model: Arc::clone(&model),
@@ -119,7 +131,7 @@ impl Server {
                 let data = DataDir::open(dir).map_err(StartError::DataDir)?;
                 let path = data.database_path();
                 let store = SqliteKeyStore::open(&path).map_err(StartError::Keys)?;
-                let keys = Keys::load(Arc::new(store))
+                let keys = Keys::load(Arc::new(OffThread(Arc::new(store))))
                     .await
                     .map_err(StartError::Keys)?;
                 data.restore_counts(keys.table())
@@ -216,16 +228,6 @@ impl Server {
                 .map_err(StartError::DataDir)?;
         }
         let durable = data.map(|data| Durable::start(data, Arc::clone(keys.table())));
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.addr,
-                source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.addr,
-            source,
-        })?;
         let (stop, stopped) = oneshot::channel::<()>();
         let patience = Patience {
             header_read: config.header_read_timeout,
@@ -349,7 +351,11 @@ impl AdminSecret {
     /// The configured token, else the one of the data directory: made up
     /// at its first start, when only its digest is stored.
     fn stored(configured: Option<AdminToken>, data: &DataDir) -> Result<AdminSecret, StartError> {
-        if configured.is_some() {
+        if let Some(token) = &configured {
+            // The configured token replaces the stored one, for good: a
+            // leaked token stays revoked once the variable is unset.
+            data.set_setting(ADMIN_DIGEST_SETTING, &hex::encode(token.digest().0))
+                .map_err(StartError::DataDir)?;
             return Ok(AdminSecret::local(configured));
         }
         let candidate = AdminToken::generate();
@@ -365,7 +371,15 @@ impl AdminSecret {
             });
         }
         let mut digest = [0u8; 32];
-        hex::decode_to_slice(&stored, &mut digest).map_err(|_| StartError::SharedAdminToken)?;
+        hex::decode_to_slice(&stored, &mut digest).map_err(|_| {
+            StartError::DataDir(DataDirError::Database {
+                path: data.database_path(),
+                problem: format!(
+                    "its setting `{ADMIN_DIGEST_SETTING}` is no SHA-256 digest; set \
+                     LUMYX_ADMIN_TOKEN to replace it"
+                ),
+            })
+        })?;
         Ok(AdminSecret {
             digest: TokenDigest(digest),
             made_up: None,

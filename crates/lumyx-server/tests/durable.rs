@@ -157,7 +157,9 @@ async fn a_crash_loses_at_most_the_last_second_of_counts_and_nothing_acknowledge
         let api = api.clone();
         let key = key.clone();
         async move {
+            let mut sent = 0u64;
             loop {
+                sent += 1;
                 if api
                     .http
                     .get(format!("{}/v1/models", api.base))
@@ -166,7 +168,7 @@ async fn a_crash_loses_at_most_the_last_second_of_counts_and_nothing_acknowledge
                     .await
                     .is_err()
                 {
-                    break;
+                    return sent;
                 }
             }
         }
@@ -174,7 +176,7 @@ async fn a_crash_loses_at_most_the_last_second_of_counts_and_nothing_acknowledge
     tokio::time::sleep(Duration::from_millis(300)).await;
     first.child.start_kill().unwrap();
     first.child.wait().await.unwrap();
-    let _ = load.await;
+    let sent_under_load = load.await.unwrap();
 
     let second = start_on(&dir).await;
     let api = second.client();
@@ -188,9 +190,14 @@ async fn a_crash_loses_at_most_the_last_second_of_counts_and_nothing_acknowledge
         );
     }
     let counted = usage(&api, &admin, &id).await;
+    let admitted = counted["total"]["admitted"].as_u64().unwrap();
     assert!(
-        counted["total"]["admitted"].as_u64().unwrap() >= 50,
-        "{counted}"
+        admitted >= 50,
+        "nothing saved a second before the kill is lost: {counted}"
+    );
+    assert!(
+        admitted <= 51 + sent_under_load,
+        "nothing counted twice: {counted}"
     );
     let (status, _) = second.terminate().await;
     assert!(status.success());
@@ -316,5 +323,70 @@ async fn a_database_of_the_first_schema_opens_with_its_data() {
         counted["total"]["admitted"].as_u64().unwrap() >= 1,
         "{counted}"
     );
+    server.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_cannot_listen_stores_no_token_nobody_saw() {
+    let dir = TempDir::new("busy-port");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_lumyx-server"))
+        .env_clear()
+        .env("LUMYX_ADDR", taken.local_addr().unwrap().to_string())
+        .env("LUMYX_DATA_DIR", dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("LUMYX_ADDR"));
+    drop(taken);
+    let server = start_on(&dir).await;
+    assert!(
+        server
+            .banner_value("admin token")
+            .is_some_and(|token| token.starts_with("lumyx_admin_"))
+    );
+    assert!(server.banner_value("demo key").is_some());
+    server.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_admin_token_replaces_the_stored_one_for_good() {
+    let dir = TempDir::new("token");
+    let first = start_on(&dir).await;
+    let made_up = first.banner_value("admin token").unwrap();
+    first.terminate().await;
+    let chosen = "lumyx_admin_chosen_by_the_operator";
+    let second = ServerProcess::start(&[
+        ("LUMYX_DATA_DIR", dir.path().to_str().unwrap()),
+        ("LUMYX_ADMIN_TOKEN", chosen),
+    ])
+    .await;
+    second.terminate().await;
+    let third = start_on(&dir).await;
+    let api = third.client();
+    assert_eq!(api.get("/v1/keys", chosen).await.status(), StatusCode::OK);
+    expect_error(
+        api.get("/v1/keys", &made_up).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_api_key",
+    )
+    .await;
+    third.terminate().await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_and_its_database_are_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("modes");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let server = start_on(&dir).await;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir.path()), 0o700);
+    assert_eq!(mode(&dir.path().join("lumyx.sqlite3")), 0o600);
+    assert_eq!(mode(&dir.path().join("lumyx.sqlite3-wal")), 0o600);
     server.terminate().await;
 }
