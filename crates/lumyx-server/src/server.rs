@@ -363,15 +363,7 @@ impl AdminSecret {
         let stored = data
             .setting_or_insert(ADMIN_DIGEST_SETTING, &ours)
             .map_err(StartError::DataDir)?;
-        if stored == ours {
-            return Ok(AdminSecret {
-                digest: candidate.digest(),
-                made_up: Some(candidate),
-                source: AdminTokenSource::MadeUp,
-            });
-        }
-        let mut digest = [0u8; 32];
-        hex::decode_to_slice(&stored, &mut digest).map_err(|_| {
+        AdminSecret::settled(candidate, &stored, AdminTokenSource::Stored).ok_or_else(|| {
             StartError::DataDir(DataDirError::Database {
                 path: data.database_path(),
                 problem: format!(
@@ -379,11 +371,31 @@ impl AdminSecret {
                      LUMYX_ADMIN_TOKEN to replace it"
                 ),
             })
-        })?;
-        Ok(AdminSecret {
+        })
+    }
+
+    /// The secret once a store answered `stored` to "keep this digest of
+    /// `candidate` unless you hold one": the candidate when it kept ours,
+    /// else the digest it holds (made up by an earlier start, `source`);
+    /// `None` when what it holds is no digest.
+    fn settled(
+        candidate: AdminToken,
+        stored: &str,
+        source: AdminTokenSource,
+    ) -> Option<AdminSecret> {
+        if stored == hex::encode(candidate.digest().0) {
+            return Some(AdminSecret {
+                digest: candidate.digest(),
+                made_up: Some(candidate),
+                source: AdminTokenSource::MadeUp,
+            });
+        }
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(stored, &mut digest).ok()?;
+        Some(AdminSecret {
             digest: TokenDigest(digest),
             made_up: None,
-            source: AdminTokenSource::Stored,
+            source,
         })
     }
 
@@ -414,20 +426,8 @@ impl AdminSecret {
             .query_async(&mut connection)
             .await
             .map_err(StartError::Redis)?;
-        if stored == ours {
-            return Ok(AdminSecret {
-                digest: candidate.digest(),
-                made_up: Some(candidate),
-                source: AdminTokenSource::MadeUp,
-            });
-        }
-        let mut digest = [0u8; 32];
-        hex::decode_to_slice(&stored, &mut digest).map_err(|_| StartError::SharedAdminToken)?;
-        Ok(AdminSecret {
-            digest: TokenDigest(digest),
-            made_up: None,
-            source: AdminTokenSource::Shared,
-        })
+        AdminSecret::settled(candidate, &stored, AdminTokenSource::Shared)
+            .ok_or(StartError::SharedAdminToken)
     }
 }
 
