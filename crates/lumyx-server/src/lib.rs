@@ -5,6 +5,7 @@
 mod admin;
 mod config;
 mod conversations;
+mod dashboard;
 mod deadline;
 mod durable;
 mod error;

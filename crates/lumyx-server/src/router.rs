@@ -20,6 +20,7 @@ use lumyx_keys::Scope;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::admin::require_admin;
+use crate::dashboard;
 use crate::deadline::DeadlineLayer;
 use crate::error::Failure;
 use crate::extract::BODY_LIMIT;
@@ -108,6 +109,9 @@ pub(crate) fn router<B: Backend>(state: Arc<AppState<B>>) -> Router {
         .route_layer(from_fn_with_state(state.admin_token, require_admin));
     Router::new()
         .route("/health", get(health::health).layer(deadline))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/dashboard.css", get(dashboard::style))
+        .route("/dashboard/dashboard.js", get(dashboard::script))
         .merge(keyed)
         .merge(admin)
         .fallback(not_found)
@@ -147,6 +151,8 @@ pub(crate) fn route_template(path: &str) -> &'static str {
     }
     match parts {
         [Some("health"), None, ..] => "/health",
+        [Some("dashboard"), None, ..] => "/dashboard",
+        [Some("dashboard"), Some(_), None, ..] => "/dashboard/{asset}",
         [Some("metrics"), None, ..] => "/metrics",
         [Some("v1"), Some("models"), None, ..] => "/v1/models",
         [Some("v1"), Some("models"), Some(_), None, ..] => "/v1/models/{id}",

@@ -245,6 +245,7 @@ impl Server {
             },
             stop: Some(stop),
             serving,
+            keys: keys.clone(),
             durable,
             _following: following,
         })
@@ -545,6 +546,7 @@ pub struct RunningServer {
     started: Started,
     stop: Option<oneshot::Sender<()>>,
     serving: JoinHandle<io::Result<()>>,
+    keys: Keys,
     durable: Option<Durable>,
     _following: Option<Following>,
 }
@@ -620,6 +622,13 @@ impl RunningServer {
     /// What the start made: the address, the admin token, the demo key.
     pub fn started(&self) -> &Started {
         &self.started
+    }
+
+    /// The server's keys: its store, and the table the gate serves from
+    /// (each entry with its limits and usage counts), for a service that
+    /// embeds the server, and for tests.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     /// Stops accepting connections, lets the requests and streams in
