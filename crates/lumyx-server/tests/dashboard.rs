@@ -352,12 +352,16 @@ async fn a_person_manages_keys_in_the_dashboard() {
     find(&browser, "table#usage-table tr.spike").await;
     screenshot(&browser, &find(&browser, "#usage").await, "usage.png").await;
 
-    // Rotate the first key (no grace), use the new one; revoke it.
-    find(&browser, &format!("{row} button.rotate"))
-        .await
-        .click()
-        .await
-        .unwrap();
+    // Rotate the spiky key (no grace), use the new one; revoke it.
+    let spiky_key = key_of(&spiky);
+    find(
+        &browser,
+        &format!("tr[data-key-id='{spiky_id}'] button.rotate"),
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
     if browser.get_alert_text().await.is_ok() {
         browser.send_alert_text("0").await.unwrap();
         browser.accept_alert().await.unwrap();
@@ -370,7 +374,7 @@ async fn a_person_manages_keys_in_the_dashboard() {
             .unwrap();
     }
     let new_key = text_until(&browser, "#new-key-value", |text| {
-        text.starts_with("nova_") && text != key
+        text.starts_with("nova_") && text != key && text != spiky_key
     })
     .await;
     assert_eq!(
@@ -378,7 +382,7 @@ async fn a_person_manages_keys_in_the_dashboard() {
         StatusCode::OK
     );
     assert_eq!(
-        api.get("/v1/models", &key).await.status(),
+        api.get("/v1/models", &spiky_key).await.status(),
         StatusCode::FORBIDDEN
     );
     find(&browser, "#new-key-dismiss")
