@@ -23,7 +23,7 @@ const SCRIPT: &str = include_str!("dashboard/dashboard.js");
 /// SVG is part of the document) and API calls; nothing inline, no frames.
 pub(crate) const POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
-     form-action 'self'; frame-ancestors 'none'";
+     form-action 'none'; frame-ancestors 'none'";
 
 /// `GET /dashboard`.
 pub(crate) async fn page() -> Response {

@@ -239,6 +239,10 @@ async fn a_person_manages_keys_in_the_dashboard() {
         .unwrap()
         .to_owned();
     assert!(policy.contains("default-src 'self'") && policy.contains("frame-ancestors 'none'"));
+    assert!(
+        policy.contains("form-action 'none'"),
+        "no form submits natively: {policy}"
+    );
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
 
     // A wrong token is told, then the right one signs in.
@@ -266,6 +270,11 @@ async fn a_person_manages_keys_in_the_dashboard() {
         .await
         .unwrap();
     find(&browser, "#keys-table").await;
+    let url = browser.current_url().await.unwrap();
+    assert!(
+        !url.as_str().contains(&server.admin),
+        "the token is in no URL: {url}"
+    );
 
     // A key of 2 a minute, read from the page, used three times.
     type_into(&browser, "#create-name", "two a minute").await;

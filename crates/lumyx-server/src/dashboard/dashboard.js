@@ -214,6 +214,10 @@
 
   /** A 401 anywhere: forget the token and ask again, with a reason. */
   function handleUnauthorized(err) {
+    // Loads still running for the old session stop where they are.
+    state.loadSeq++;
+    state.usageKeyId = null;
+    $('usage').hidden = true;
     sessionStorage.removeItem(TOKEN_KEY);
     state.keys = [];
     state.usage.clear();
@@ -256,6 +260,7 @@
   }
 
   function onSignOut() {
+    state.loadSeq++;
     sessionStorage.removeItem(TOKEN_KEY);
     state.keys = [];
     state.usage.clear();
@@ -276,15 +281,14 @@
 
   /** {kind, label} of a key now: active, expired, revoked or rotating. */
   function keyStatus(key, now = nowSeconds()) {
-    if (key.revoked_at !== null && key.revoked_at !== undefined) {
-      if (key.revoked_at <= now) return { kind: 'revoked', label: 'revoked' };
-      if (key.expires_at !== null && key.expires_at !== undefined && key.expires_at <= now) {
-        return { kind: 'expired', label: 'expired' };
-      }
-      return { kind: 'rotating', label: 'rotating until ' + fmtTime(key.revoked_at) + ' UTC' };
-    }
-    if (key.expires_at !== null && key.expires_at !== undefined && key.expires_at <= now) {
-      return { kind: 'expired', label: 'expired' };
+    // Expiry first, as the server checks it: a key both expired and
+    // revoked is refused as expired.
+    const has = (t) => t !== null && t !== undefined;
+    if (has(key.expires_at) && key.expires_at <= now) return { kind: 'expired', label: 'expired' };
+    if (has(key.revoked_at) && key.revoked_at <= now) return { kind: 'revoked', label: 'revoked' };
+    if (has(key.revoked_at)) {
+      const end = has(key.expires_at) ? Math.min(key.revoked_at, key.expires_at) : key.revoked_at;
+      return { kind: 'rotating', label: 'rotating until ' + fmtTime(end) + ' UTC' };
     }
     return { kind: 'active', label: 'active' };
   }
@@ -318,9 +322,12 @@
       while (queue.length && seq === state.loadSeq) {
         const id = queue.shift();
         try {
-          state.usage.set(id, await api('GET', keyPath(id) + '/usage'));
+          const usage = await api('GET', keyPath(id) + '/usage');
+          // A sign-out meanwhile ends this load: its answers are dropped.
+          if (seq !== state.loadSeq) return;
+          state.usage.set(id, usage);
         } catch (err) {
-          if (err instanceof ApiError && err.status === 401) return;
+          if (seq !== state.loadSeq || (err instanceof ApiError && err.status === 401)) return;
           state.usage.set(id, { error: err.message });
           failed++;
         }
@@ -747,12 +754,15 @@
    * 7 days before it in the answer, and at least 20.
    */
   function spikeDays(days) {
+    // A day needs the 7 days before it: the first days of the answer
+    // cannot be judged (and are not flagged).
     const isSpike = (i, field) => {
+      if (i < 7) return false;
       const value = Number(days[i][field] || 0);
-      const before = days.slice(Math.max(0, i - 7), i);
-      if (value < 20 || before.length === 0) return false;
-      const mean = before.reduce((s, d) => s + Number(d[field] || 0), 0) / before.length;
-      return value > 3 * mean;
+      if (value < 20) return false;
+      let sum = 0;
+      for (let j = i - 7; j < i; j++) sum += Number(days[j][field] || 0);
+      return value * 7 > 3 * sum;
     };
     const out = days.map((day, i) => {
       const admittedSpike = isSpike(i, 'admitted');
@@ -770,10 +780,29 @@
   }
 
   /** Opens #usage for a key and loads its usage. */
+  /** Empties the usage panel's numbers, chart and table, saying `text`. */
+  function resetUsagePanel(text) {
+    for (const id of ['usage-minute', 'usage-day', 'usage-last-used', 'usage-total-admitted',
+      'usage-total-refused', 'usage-today-admitted', 'usage-today-refused',
+      'usage-30-admitted', 'usage-30-refused']) {
+      const cell = $(id);
+      if (cell) cell.textContent = '–';
+    }
+    for (const id of ['usage-minute-reset', 'usage-day-reset']) {
+      const cell = $(id);
+      if (cell) cell.textContent = '';
+    }
+    $('usage-chart').replaceChildren(svgEl('text', { x: 450, y: 160, 'text-anchor': 'middle', class: 'tick' }, text));
+    $('usage-legend').replaceChildren();
+    $('usage-head').replaceChildren();
+    $('usage-body').replaceChildren();
+  }
+
   function openUsage(id) {
     state.usageKeyId = id;
     const key = state.keys.find((k) => k.id === id);
     $('usage-title').textContent = key ? 'Usage of "' + key.name + '" (' + key.hint + ')' : 'Usage of ' + id;
+    resetUsagePanel('Loading…');
     $('usage').hidden = false;
     $('usage').scrollIntoView({ block: 'start' });
     loadUsage();
@@ -792,6 +821,7 @@
       renderUsage(usage);
       showStatus('Usage loaded.');
     } catch (err) {
+      if (id === state.usageKeyId) resetUsagePanel('The usage could not be loaded.');
       if (!(err instanceof ApiError && err.status === 401)) showError(describeError(err, 'Loading the usage'));
     } finally {
       button.disabled = false;
