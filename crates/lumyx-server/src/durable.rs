@@ -15,7 +15,8 @@
 //! - The gate's counts (each key's limiter word and usage) are saved at
 //!   most a second after they change and at shutdown, and put back at
 //!   start, so a restart hands out no fresh quota and loses at most a
-//!   second of counts.
+//!   second of counts. A pass walks every key of the table (two atomic
+//!   reads each) and writes only the keys that moved, in one transaction.
 
 use std::collections::HashMap;
 use std::fs::{self, File};

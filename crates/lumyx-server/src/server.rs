@@ -540,8 +540,10 @@ impl fmt::Debug for Started {
     }
 }
 
-/// A listening server. Dropping it stops the server at once; call
-/// [`shutdown`](Self::shutdown) to let open requests finish.
+/// A listening server. Dropping it stops the server at once (and, with a
+/// data directory, skips the last save of the gate's counts: up to a
+/// second of them is lost, as in a crash); call
+/// [`shutdown`](Self::shutdown) to let open requests finish and save.
 pub struct RunningServer {
     started: Started,
     stop: Option<oneshot::Sender<()>>,

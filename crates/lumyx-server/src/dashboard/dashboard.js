@@ -95,7 +95,10 @@
   /** A <time> element for Unix seconds, or a dash. */
   function timeNode(seconds, empty) {
     if (seconds === null || seconds === undefined) return el('span', { class: 'muted' }, empty || '–');
-    const iso = new Date(seconds * 1000).toISOString();
+    const date = new Date(Number(seconds) * 1000);
+    // A time the page cannot read is shown as the API gave it.
+    if (Number.isNaN(date.getTime())) return el('span', { class: 'muted' }, String(seconds));
+    const iso = date.toISOString();
     return el('time', { datetime: iso, title: iso }, fmtTime(seconds));
   }
 
@@ -158,7 +161,13 @@
     }
   }
 
-  const getToken = () => sessionStorage.getItem(TOKEN_KEY);
+  const getToken = () => {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY);
+    } catch (_) {
+      return null;
+    }
+  };
 
   /** Calls the API; answers the parsed JSON or throws ApiError. */
   async function api(method, path, body) {
@@ -243,9 +252,21 @@
       input.focus();
       return;
     }
+    if (!/^[\x21-\x7E]{16,}$/.test(token)) {
+      box.textContent = 'An admin token is at least 16 visible ASCII characters, without spaces.';
+      box.hidden = false;
+      input.focus();
+      return;
+    }
     box.hidden = true;
     input.removeAttribute('aria-invalid');
-    sessionStorage.setItem(TOKEN_KEY, token);
+    try {
+      sessionStorage.setItem(TOKEN_KEY, token);
+    } catch (_) {
+      box.textContent = 'This browser blocks session storage for this page; allow site data to sign in.';
+      box.hidden = false;
+      return;
+    }
     input.value = '';
     $('signin-submit').disabled = true;
     try {
@@ -993,7 +1014,22 @@
   /* Start                                                               */
   /* ------------------------------------------------------------------ */
 
+  /** The status of every key now, as one string, to notice a change. */
+  const statusKinds = () => state.keys.map((k) => keyStatus(k).kind).join();
+
   function init() {
+    // Statuses move with time (a grace period ends, a key expires): the
+    // table is drawn again when one has.
+    let kinds = '';
+    setInterval(() => {
+      const now = statusKinds();
+      if (now !== kinds) {
+        kinds = now;
+        if (state.keys.length) renderKeys();
+      }
+    }, 15000);
+    // A page kept for back/forward navigation keeps no new key.
+    window.addEventListener('pagehide', eraseNewKey);
     $('signin').addEventListener('submit', onSignIn);
     $('signout').addEventListener('click', onSignOut);
     $('create-form').addEventListener('submit', onCreate);
