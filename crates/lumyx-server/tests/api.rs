@@ -1072,6 +1072,24 @@ async fn conversations_are_their_owners_alone_and_paginate() {
     .await;
 }
 
+/// A server of `config` answering with `model`: the running server, its
+/// demo key and a client.
+async fn start_with_model(
+    config: lumyx_server::Config,
+    model: impl ChatModel,
+) -> (lumyx_server::RunningServer, String, Client) {
+    let running = Server::new(config).with_model(model).start().await.unwrap();
+    let key = running
+        .started()
+        .demo_key
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let api = Client::new(format!("http://{}", running.local_addr()));
+    (running, key, api)
+}
+
 /// A model whose streams say one word, then wait for the test to release
 /// them: a request that stays in flight as long as the test wants.
 struct HeldModel {
@@ -1103,21 +1121,13 @@ impl ChatModel for HeldModel {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_lets_a_stream_in_flight_finish_and_takes_no_new_request() {
     let release = Arc::new(tokio::sync::Notify::new());
-    let running = Server::new(common::test_config())
-        .with_model(HeldModel {
+    let (running, key, api) = start_with_model(
+        common::test_config(),
+        HeldModel {
             release: Arc::clone(&release),
-        })
-        .start()
-        .await
-        .unwrap();
-    let key = running
-        .started()
-        .demo_key
-        .as_ref()
-        .unwrap()
-        .expose_secret()
-        .to_owned();
-    let api = Client::new(format!("http://{}", running.local_addr()));
+        },
+    )
+    .await;
     let body = json!({"model": "nova_1_1", "stream": true, "messages": [{"role": "user", "content": "hold on"}]});
     let mut response = api.post("/v1/chat/completions", &key, body).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -1180,19 +1190,7 @@ async fn a_request_past_its_deadline_is_a_503_envelope() {
         request_timeout: Duration::from_millis(200),
         ..common::test_config()
     };
-    let running = Server::new(config)
-        .with_model(StuckModel)
-        .start()
-        .await
-        .unwrap();
-    let key = running
-        .started()
-        .demo_key
-        .as_ref()
-        .unwrap()
-        .expose_secret()
-        .to_owned();
-    let api = Client::new(format!("http://{}", running.local_addr()));
+    let (_running, key, api) = start_with_model(config, StuckModel).await;
     let late = api.chat(&key, "anyone there?").await;
     assert_eq!(
         late.headers()["x-ratelimit-remaining-requests"],
@@ -1224,19 +1222,7 @@ impl ChatModel for PanickingModel {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_is_a_500_envelope_and_a_broken_stream_says_so() {
-    let running = Server::new(common::test_config())
-        .with_model(PanickingModel)
-        .start()
-        .await
-        .unwrap();
-    let key = running
-        .started()
-        .demo_key
-        .as_ref()
-        .unwrap()
-        .expose_secret()
-        .to_owned();
-    let api = Client::new(format!("http://{}", running.local_addr()));
+    let (_running, key, api) = start_with_model(common::test_config(), PanickingModel).await;
     expect_error(
         api.chat(&key, "hi").await,
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -1300,21 +1286,13 @@ async fn a_shutdown_waits_for_streams_no_longer_than_its_grace() {
         ..common::test_config()
     };
     let never = Arc::new(tokio::sync::Notify::new());
-    let running = Server::new(config)
-        .with_model(HeldModel {
+    let (running, key, api) = start_with_model(
+        config,
+        HeldModel {
             release: Arc::clone(&never),
-        })
-        .start()
-        .await
-        .unwrap();
-    let key = running
-        .started()
-        .demo_key
-        .as_ref()
-        .unwrap()
-        .expose_secret()
-        .to_owned();
-    let api = Client::new(format!("http://{}", running.local_addr()));
+        },
+    )
+    .await;
     let body = json!({"model": "nova_1_1", "stream": true, "messages": [{"role": "user", "content": "hold"}]});
     let mut response = api.post("/v1/chat/completions", &key, body).await;
     assert!(response.chunk().await.unwrap().is_some());
