@@ -48,12 +48,7 @@ async fn health_models_and_personas_answer_in_openai_shapes() {
         assert!(model["created"].is_i64() && model["owned_by"].is_string());
     }
 
-    let model: Value = api
-        .get("/v1/models/nova_1_1", key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let model: Value = api.get_json("/v1/models/nova_1_1", key).await;
     assert_eq!(
         (model["id"].as_str(), model["object"].as_str()),
         (Some("nova_1_1"), Some("model"))
@@ -66,7 +61,7 @@ async fn health_models_and_personas_answer_in_openai_shapes() {
     .await;
     assert_eq!(missing["type"], "invalid_request_error");
 
-    let personas: Value = api.get("/v1/personas", key).await.json().await.unwrap();
+    let personas: Value = api.get_json("/v1/personas", key).await;
     let tutor = personas["data"]
         .as_array()
         .unwrap()
@@ -77,12 +72,7 @@ async fn health_models_and_personas_answer_in_openai_shapes() {
     for field in ["id", "name", "description", "model", "instructions"] {
         assert!(tutor[field].is_string(), "{field} in {tutor}");
     }
-    let shown: Value = api
-        .get("/v1/personas/tutor", key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = api.get_json("/v1/personas/tutor", key).await;
     assert_eq!(shown, tutor);
     expect_error(
         api.get("/v1/personas/nobody", key).await,
@@ -629,12 +619,7 @@ async fn a_key_lives_created_used_updated_rotated_revoked_and_expired() {
     for _ in 0..2 {
         assert_eq!(api.chat(&key, "hi").await.status(), StatusCode::OK);
     }
-    let shown: Value = api
-        .get(&format!("/v1/keys/{id}"), admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = api.get_json(&format!("/v1/keys/{id}"), admin).await;
     assert!(
         shown.get("key").is_none(),
         "the key is shown once, at creation"
@@ -692,12 +677,7 @@ async fn a_key_lives_created_used_updated_rotated_revoked_and_expired() {
     .await;
 
     // Usage: 4 admitted chats, 1 refused for its scope, 31 days.
-    let usage: Value = api
-        .get(&format!("/v1/keys/{id}/usage"), admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let usage: Value = api.get_json(&format!("/v1/keys/{id}/usage"), admin).await;
     assert_eq!(usage["today"]["admitted"], 3);
     assert_eq!(usage["today"]["denied"], 1);
     assert_eq!(usage["today"]["denied_by_reason"]["insufficient_scope"], 1);
@@ -802,26 +782,20 @@ async fn a_key_lives_created_used_updated_rotated_revoked_and_expired() {
 
     // The list: filtered by owner, paginated.
     let page: Value = api
-        .get("/v1/keys?owner=acct_1&limit=2&order=asc", admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/keys?owner=acct_1&limit=2&order=asc", admin)
+        .await;
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
     assert_eq!(page["has_more"], true);
     assert_eq!(page["first_id"], id.as_str());
     let rest: Value = api
-        .get(
+        .get_json(
             &format!(
                 "/v1/keys?owner=acct_1&limit=2&order=asc&after={}",
                 page["last_id"].as_str().unwrap()
             ),
             admin,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(rest["data"].as_array().unwrap().len(), 1);
     assert_eq!(rest["has_more"], false);
     assert!(
@@ -880,11 +854,8 @@ async fn conversations_are_their_owners_alone_and_paginate() {
 
     // The same owner's other key sees it; another owner does not.
     let shown: Value = api
-        .get(&format!("/v1/conversations/{id}"), &alice_2)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/conversations/{id}"), &alice_2)
+        .await;
     assert_eq!(shown, conversation);
     let path = format!("/v1/conversations/{id}");
     expect_error(
@@ -912,12 +883,7 @@ async fn conversations_are_their_owners_alone_and_paginate() {
         "conversation_not_found",
     )
     .await;
-    let listed: Value = api
-        .get("/v1/conversations", &mallory)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = api.get_json("/v1/conversations", &mallory).await;
     assert_eq!(listed["data"], json!([]));
     assert_eq!(listed["first_id"], Value::Null);
 
@@ -938,11 +904,8 @@ async fn conversations_are_their_owners_alone_and_paginate() {
         "the history was replayed: {text}"
     );
     let messages: Value = api
-        .get(&format!("{path}/messages?order=asc"), &alice)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("{path}/messages?order=asc"), &alice)
+        .await;
     let contents: Vec<&str> = messages["data"]
         .as_array()
         .unwrap()
@@ -973,11 +936,8 @@ async fn conversations_are_their_owners_alone_and_paginate() {
         .await;
     assert_eq!(agent_reply.status(), StatusCode::OK);
     let messages: Value = api
-        .get(&format!("{path}/messages?order=asc"), &alice)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("{path}/messages?order=asc"), &alice)
+        .await;
     let roles: Vec<&str> = messages["data"]
         .as_array()
         .unwrap()
@@ -1025,26 +985,18 @@ async fn conversations_are_their_owners_alone_and_paginate() {
             StatusCode::OK
         );
     }
-    let page: Value = api
-        .get("/v1/conversations?limit=3", &alice)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = api.get_json("/v1/conversations?limit=3", &alice).await;
     assert_eq!(page["data"].as_array().unwrap().len(), 3);
     assert_eq!(page["has_more"], true);
     let last: Value = api
-        .get(
+        .get_json(
             &format!(
                 "/v1/conversations?limit=3&after={}",
                 page["last_id"].as_str().unwrap()
             ),
             &alice,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(last["data"].as_array().unwrap().len(), 1);
     assert_eq!(
         last["data"][0]["id"],

@@ -310,12 +310,7 @@ async fn a_person_manages_keys_in_the_dashboard() {
         .click()
         .await
         .unwrap();
-    let listed: Value = api
-        .get("/v1/keys?owner=acct_ui", &server.admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = api.get_json("/v1/keys?owner=acct_ui", &server.admin).await;
     let id = listed["data"][0]["id"].as_str().unwrap().to_owned();
     browser.refresh().await.unwrap();
     let row = format!("tr[data-key-id='{id}']");

@@ -18,11 +18,7 @@ async fn start_on(dir: &TempDir) -> ServerProcess {
 }
 
 async fn usage(api: &common::Client, admin: &str, id: &str) -> Value {
-    api.get(&format!("/v1/keys/{id}/usage"), admin)
-        .await
-        .json()
-        .await
-        .unwrap()
+    api.get_json(&format!("/v1/keys/{id}/usage"), admin).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,12 +73,7 @@ async fn a_restart_keeps_keys_limits_usage_conversations_and_the_admin_token() {
     assert!(second.banner.contains("first start"), "{}", second.banner);
     assert_eq!(second.banner_value("demo key"), None, "no second demo key");
     let api = second.client();
-    let shown: Value = api
-        .get(&format!("/v1/keys/{id}"), &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = api.get_json(&format!("/v1/keys/{id}"), &admin).await;
     assert_eq!(shown["rate_limit_per_minute"], 10);
     assert_eq!(shown["scopes"], json!(["models", "chat", "conversations"]));
     // Both quotas are where they were: 3 spent (2 chats, 1 conversation),
@@ -106,17 +97,14 @@ async fn a_restart_keeps_keys_limits_usage_conversations_and_the_admin_token() {
     let counted = usage(&api, &admin, &id).await;
     assert_eq!(counted["total"]["admitted"], 4);
     let messages: Value = api
-        .get(
+        .get_json(
             &format!(
                 "/v1/conversations/{}/messages",
                 conversation["id"].as_str().unwrap()
             ),
             &key,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(messages["data"][0]["content"], "remember me");
     let (status, log) = second.terminate().await;
     assert!(status.success());
@@ -311,11 +299,8 @@ async fn a_database_of_the_first_schema_opens_with_its_data() {
     let admin = include_str!("fixtures/schema-1.admin-token").trim();
     let listed: Value = server
         .client()
-        .get("/v1/keys?owner=fixture", admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/keys?owner=fixture", admin)
+        .await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
     let id = listed["data"][0]["id"].as_str().unwrap();
     let counted = usage(&server.client(), admin, id).await;

@@ -138,6 +138,15 @@ impl Client {
         self.call(Method::GET, path, Some(token), None).await
     }
 
+    /// `GET path` with `token`, its body read as JSON.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.get(path, token)
+            .await
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
