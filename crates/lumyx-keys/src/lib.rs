@@ -17,6 +17,8 @@ mod scan;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
+#[cfg(any(feature = "redis", feature = "sqlite"))]
+mod stored;
 mod text;
 
 pub use digest::{DIGEST_LEN, KeyDigest};

@@ -50,6 +50,7 @@ use lumyx_redis::{RedisConnector, RedisFailure, RedisUrl, retry_if_refused};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, FromRedisValue, RedisResult, Script, ScriptInvocation};
 
+use crate::stored::{NANOS, SECONDS, corrupt, stored_time};
 use crate::{Error, KeyDigest, KeyId, KeyRecord, KeyStore, Limits, Scope, Scopes};
 
 /// The stream id before every entry: where a follower of an empty change log
@@ -779,22 +780,6 @@ fn record_from_fields(
     Ok(Some(Arc::new(record)))
 }
 
-/// What the fields of a stored time must hold.
-const SECONDS: &str = "seconds since 1970 from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z";
-const NANOS: &str = "the nanoseconds within its second, at most 9999-12-31T23:59:59Z";
-
-fn corrupt(
-    field: &'static str,
-    expected: &'static str,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-) -> Error {
-    Error::Corrupt {
-        field,
-        expected,
-        source,
-    }
-}
-
 /// The hash fields of a stored record, taken one by one as the record is
 /// rebuilt. Each failure names its field.
 struct StoredFields(HashMap<String, String>);
@@ -818,22 +803,14 @@ impl StoredFields {
             .map_err(|err| corrupt(field, expected, Some(Box::new(err))))
     }
 
-    /// A time from its two fields, `None` when neither is stored. A time
-    /// outside what a record may hold is corrupt too, so that whatever is
-    /// read back can be written again.
+    /// A time from its two fields, `None` when neither is stored.
     fn time(&mut self, [secs, nanos]: [&'static str; 2]) -> Result<Option<DateTime<Utc>>, Error> {
         if !self.0.contains_key(secs) && !self.0.contains_key(nanos) {
             return Ok(None);
         }
         let seconds: i64 = self.parsed(secs, SECONDS)?;
         let nanoseconds: u32 = self.parsed(nanos, NANOS)?;
-        let held = |time: Option<DateTime<Utc>>| {
-            time.filter(|time| KeyRecord::check_time(secs, *time).is_ok())
-        };
-        held(DateTime::from_timestamp(seconds, 0)).ok_or_else(|| corrupt(secs, SECONDS, None))?;
-        let time = held(DateTime::from_timestamp(seconds, nanoseconds))
-            .ok_or_else(|| corrupt(nanos, NANOS, None))?;
-        Ok(Some(time))
+        stored_time([secs, nanos], seconds, i64::from(nanoseconds)).map(Some)
     }
 
     /// The scopes, stored as their names joined by commas.

@@ -27,6 +27,7 @@ use rusqlite::{
     Connection, OptionalExtension, Transaction, TransactionBehavior, named_params, params,
 };
 
+use crate::stored::{NANOS, SECONDS, corrupt, stored_time};
 use crate::{DIGEST_LEN, Error, KeyDigest, KeyId, KeyRecord, KeyStore, Limits, Scope, Scopes};
 
 /// The component name of this crate's row in `schema_versions`.
@@ -543,22 +544,6 @@ impl KeyStore for SqliteKeyStore {
     }
 }
 
-/// What the columns of a stored time must hold.
-const SECONDS: &str = "seconds since 1970 from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z";
-const NANOS: &str = "the nanoseconds within its second, at most 9999-12-31T23:59:59Z";
-
-fn corrupt(
-    field: &'static str,
-    expected: &'static str,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-) -> Error {
-    Error::Corrupt {
-        field,
-        expected,
-        source,
-    }
-}
-
 /// A row of `lumyx_keys` as SQLite answered it, in the column order of
 /// [`select_record!`], taken as owned values so that it is parsed after the
 /// lock is released. Each failure to parse it names its column.
@@ -674,29 +659,20 @@ fn limit(field: &'static str, value: Value) -> Result<u32, Error> {
     }
 }
 
-/// A time from its two columns, `None` when both are `NULL`. A time outside
-/// what a record may hold is corrupt too, so that whatever is read back can
-/// be written again.
+/// A time from its two columns, `None` when both are `NULL`.
 fn time(
     [secs, nanos]: [&'static str; 2],
     seconds: Value,
     nanoseconds: Value,
 ) -> Result<Option<DateTime<Utc>>, Error> {
-    let (seconds, nanoseconds) = match (seconds, nanoseconds) {
-        (Value::Null, Value::Null) => return Ok(None),
-        (Value::Integer(seconds), Value::Integer(nanoseconds)) => (seconds, nanoseconds),
-        (Value::Integer(_), _) => return Err(corrupt(nanos, NANOS, None)),
-        _ => return Err(corrupt(secs, SECONDS, None)),
-    };
-    let held = |time: Option<DateTime<Utc>>| {
-        time.filter(|time| KeyRecord::check_time(secs, *time).is_ok())
-    };
-    held(DateTime::from_timestamp(seconds, 0)).ok_or_else(|| corrupt(secs, SECONDS, None))?;
-    let time = u32::try_from(nanoseconds)
-        .ok()
-        .and_then(|nanoseconds| held(DateTime::from_timestamp(seconds, nanoseconds)))
-        .ok_or_else(|| corrupt(nanos, NANOS, None))?;
-    Ok(Some(time))
+    match (seconds, nanoseconds) {
+        (Value::Null, Value::Null) => Ok(None),
+        (Value::Integer(seconds), Value::Integer(nanoseconds)) => {
+            stored_time([secs, nanos], seconds, nanoseconds).map(Some)
+        }
+        (Value::Integer(_), _) => Err(corrupt(nanos, NANOS, None)),
+        _ => Err(corrupt(secs, SECONDS, None)),
+    }
 }
 
 /// The scopes, stored as their names joined by commas.
