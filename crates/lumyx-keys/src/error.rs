@@ -137,10 +137,11 @@ pub enum Error {
     /// changed; open it with that later version.
     #[error(
         "the database holds version {found} of the `{component}` schema, \
-         newer than {known}, the latest this build of lumyx-keys knows"
+         newer than {known}, the latest this build knows; open it with a newer build"
     )]
     SchemaTooNew {
-        /// The component whose schema it is (`lumyx_keys`).
+        /// The component whose schema it is (`lumyx_keys`, or the one
+        /// [`migrate_schema`](crate::migrate_schema) was given).
         component: &'static str,
         /// The version the database holds.
         found: i64,

@@ -45,5 +45,5 @@ pub use redis::{KeyChange, KeyChanges, RedisKeyStore, RedisKeyStoreBuilder};
 pub use scan::{Finding, Findings, MIN_SCAN_BUFFER_LEN, ReaderFindings, SCAN_BUFFER_LEN, Scanner};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use sqlite::SqliteKeyStore;
+pub use sqlite::{SqliteKeyStore, migrate_schema};
 pub use store::{KeyStore, Verification, verify};

@@ -315,7 +315,7 @@ impl SqliteKeyStore {
         connection
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(store_error)?;
-        migrate(&mut connection)?;
+        migrate_schema(&mut connection, COMPONENT, MIGRATIONS)?;
         Ok(SqliteKeyStore {
             connection: Mutex::new(connection),
             path,
@@ -351,27 +351,52 @@ impl SqliteKeyStore {
     }
 }
 
-/// Brings this crate's schema from the stored version to [`LATEST`], one
-/// migration per transaction. Each transaction reads the version under the
-/// write lock (`BEGIN IMMEDIATE`), so a migration that another process
-/// applied meanwhile is not applied again.
-fn migrate(connection: &mut Connection) -> Result<(), Error> {
+/// Brings `component`'s tables in a database shared by several components
+/// (this crate's key store, and whatever else keeps its tables beside it)
+/// from its stored version to the last of `migrations`, one migration per
+/// transaction. The one at index `i` takes the schema from version `i` to
+/// `i + 1`; a released migration never changes.
+///
+/// Each component's version is its row in `schema_versions`, not `PRAGMA
+/// user_version`, which only one component could use. Each transaction
+/// reads the version under the write lock (`BEGIN IMMEDIATE`), so a
+/// migration that another process applied meanwhile is not applied again.
+///
+/// ```
+/// let mut db = rusqlite::Connection::open_in_memory()?;
+/// let notes = ["CREATE TABLE notes (text TEXT NOT NULL) STRICT;"];
+/// lumyx_keys::migrate_schema(&mut db, "notes", &notes)?;
+/// lumyx_keys::migrate_schema(&mut db, "notes", &notes)?; // nothing to do
+/// assert!(lumyx_keys::migrate_schema(&mut db, "notes", &[]).is_err()); // newer than known
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::SchemaTooNew`] when the database holds a later version than
+/// `migrations` reach; [`Error::Store`] (with SQLite's error as its source)
+/// when a statement fails, the failed migration rolled back.
+pub fn migrate_schema(
+    connection: &mut Connection,
+    component: &'static str,
+    migrations: &[&str],
+) -> Result<(), Error> {
+    let latest = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
     loop {
         let transaction = immediate(connection)?;
         transaction
             .execute_batch(SCHEMA_VERSIONS)
             .map_err(store_error)?;
-        let version = stored_version(&transaction)?;
-        if version > LATEST {
+        let version = stored_version(&transaction, component)?;
+        if version > latest {
             return Err(Error::SchemaTooNew {
-                component: COMPONENT,
+                component,
                 found: version,
-                known: LATEST,
+                known: latest,
             });
         }
         let pending = usize::try_from(version)
             .ok()
-            .and_then(|version| MIGRATIONS.get(version));
+            .and_then(|version| migrations.get(version));
         let Some(migration) = pending else {
             // Up to date: the transaction only made sure that
             // `schema_versions` exists.
@@ -382,20 +407,20 @@ fn migrate(connection: &mut Connection) -> Result<(), Error> {
             .execute(
                 "INSERT INTO schema_versions (component, version) VALUES (?1, ?2) \
                  ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-                params![COMPONENT, version + 1],
+                params![component, version + 1],
             )
             .map_err(store_error)?;
         transaction.commit().map_err(store_error)?;
     }
 }
 
-/// The version of this crate's schema in the database; 0 before the first
-/// migration.
-fn stored_version(transaction: &Transaction<'_>) -> Result<i64, Error> {
+/// The version of `component`'s schema in the database; 0 before the
+/// first migration.
+fn stored_version(transaction: &Transaction<'_>, component: &str) -> Result<i64, Error> {
     let version: Option<Value> = transaction
         .query_row(
             "SELECT version FROM schema_versions WHERE component = ?1",
-            [COMPONENT],
+            [component],
             |row| row.get(0),
         )
         .optional()
@@ -403,11 +428,7 @@ fn stored_version(transaction: &Transaction<'_>) -> Result<i64, Error> {
     match version {
         None => Ok(0),
         Some(Value::Integer(version)) if version >= 0 => Ok(version),
-        Some(_) => Err(corrupt(
-            "version",
-            "a schema version of lumyx_keys, from 0",
-            None,
-        )),
+        Some(_) => Err(corrupt("version", "a schema version, from 0", None)),
     }
 }
 

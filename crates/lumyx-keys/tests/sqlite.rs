@@ -321,7 +321,7 @@ fn a_database_from_a_newer_version_is_refused() {
         err.to_string(),
         format!(
             "the database holds version {newer} of the `lumyx_keys` schema, newer than {}, \
-             the latest this build of lumyx-keys knows",
+             the latest this build knows; open it with a newer build",
             SqliteKeyStore::SCHEMA_VERSION
         )
     );

@@ -11,7 +11,8 @@
 //!   never the database's integrity.
 //! - Each component keeps its own tables and its own schema version in
 //!   `schema_versions` (this module's component is `lumyx_server`); the
-//!   migrations run at start, each in one transaction.
+//!   migrations run at start, each in one transaction, through
+//!   [`lumyx_keys::migrate_schema`], which the key store uses too.
 //! - The gate's counts (each key's limiter word and usage) are saved at
 //!   most a second after they change and at shutdown, and put back at
 //!   start, so a restart hands out no fresh quota and loses at most a
@@ -27,10 +28,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lumyx_gate::KeyTable;
+use lumyx_keys::migrate_schema;
 use lumyx_keys::{KeyDigest, KeyId, KeyRecord, KeyStore};
 use lumyx_ratelimit::{Counted, Counts, DayUsage, Timestamp, Usage};
+use lumyx_redis::Report;
 use rusqlite::backup::StepResult;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 /// The database's file name in the data directory.
@@ -291,7 +294,7 @@ fn open_database(path: &Path) -> Result<Connection, String> {
     }
     let mut db = Connection::open(path).map_err(|err| err.to_string())?;
     configure(&db).map_err(|err| err.to_string())?;
-    migrate(&mut db, COMPONENT, MIGRATIONS).map_err(|err| err.to_string())?;
+    migrate_schema(&mut db, COMPONENT, MIGRATIONS).map_err(|err| Report(&err).to_string())?;
     Ok(db)
 }
 
@@ -305,76 +308,6 @@ pub(crate) fn configure(db: &Connection) -> rusqlite::Result<()> {
         db.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     db.pragma_update(None, "synchronous", "NORMAL")?;
     db.pragma_update(None, "foreign_keys", "ON")
-}
-
-/// Why a component's tables could not be brought to their version.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum MigrationError {
-    /// SQLite failed.
-    #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
-    /// The database was written by a newer version of the code.
-    #[error(
-        "the database's schema of {component} is version {found}, newer than this build \
-         knows (at most {known}): open it with a newer build"
-    )]
-    Newer {
-        /// The component.
-        component: String,
-        /// Its version in the database.
-        found: i64,
-        /// The newest this code knows.
-        known: usize,
-    },
-}
-
-/// Brings `component`'s tables to the last of `migrations` (version N is
-/// the first N applied; append only, never change one that has shipped),
-/// each in one transaction that takes the write lock first, so that two
-/// processes opening the same file do not both apply it. Each component
-/// keeps its version in `schema_versions`, not in `PRAGMA user_version`,
-/// since the database is shared.
-pub(crate) fn migrate(
-    db: &mut Connection,
-    component: &str,
-    migrations: &[&str],
-) -> Result<(), MigrationError> {
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_versions (
-             component TEXT PRIMARY KEY NOT NULL,
-             version INTEGER NOT NULL
-         )",
-        [],
-    )?;
-    loop {
-        let transaction = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let found: i64 = transaction
-            .query_row(
-                "SELECT version FROM schema_versions WHERE component = ?1",
-                [component],
-                |row| row.get(0),
-            )
-            .optional()?
-            .unwrap_or(0);
-        let applied = usize::try_from(found).unwrap_or(usize::MAX);
-        if applied > migrations.len() {
-            return Err(MigrationError::Newer {
-                component: component.to_owned(),
-                found,
-                known: migrations.len(),
-            });
-        }
-        let Some(migration) = migrations.get(applied) else {
-            return Ok(());
-        };
-        transaction.execute_batch(migration)?;
-        transaction.execute(
-            "INSERT INTO schema_versions (component, version) VALUES (?1, ?2)
-             ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-            params![component, found + 1],
-        )?;
-        transaction.commit()?;
-    }
 }
 
 /// Writes the gate's counts behind: each call saves the keys whose limiter
@@ -632,17 +565,17 @@ mod tests {
     fn an_older_schema_is_migrated_keeping_its_rows_and_a_newer_one_refused() {
         let mut db = Connection::open_in_memory().unwrap();
         configure(&db).unwrap();
-        migrate(&mut db, "notes", &[FIRST]).unwrap();
+        migrate_schema(&mut db, "notes", &[FIRST]).unwrap();
         db.execute("INSERT INTO notes (text) VALUES ('kept')", [])
             .unwrap();
-        migrate(
+        migrate_schema(
             &mut db,
             "other",
             &[FIRST.replace("notes", "others").as_str()],
         )
         .unwrap();
 
-        migrate(&mut db, "notes", &[FIRST, SECOND]).unwrap();
+        migrate_schema(&mut db, "notes", &[FIRST, SECOND]).unwrap();
         assert_eq!(version(&db, "notes"), 2);
         assert_eq!(
             version(&db, "other"),
@@ -656,12 +589,12 @@ mod tests {
             .unwrap();
         assert_eq!((text.as_str(), pinned), ("kept", 0));
 
-        migrate(&mut db, "notes", &[FIRST, SECOND]).unwrap();
+        migrate_schema(&mut db, "notes", &[FIRST, SECOND]).unwrap();
         assert_eq!(version(&db, "notes"), 2, "a second start changes nothing");
-        let refused = migrate(&mut db, "notes", &[FIRST]).unwrap_err();
+        let refused = migrate_schema(&mut db, "notes", &[FIRST]).unwrap_err();
         assert!(matches!(
             refused,
-            MigrationError::Newer {
+            lumyx_keys::Error::SchemaTooNew {
                 found: 2,
                 known: 1,
                 ..
@@ -672,9 +605,9 @@ mod tests {
     #[test]
     fn a_failed_migration_leaves_the_previous_version() {
         let mut db = Connection::open_in_memory().unwrap();
-        migrate(&mut db, "notes", &[FIRST]).unwrap();
+        migrate_schema(&mut db, "notes", &[FIRST]).unwrap();
         let broken = "ALTER TABLE notes ADD COLUMN x INTEGER; THIS IS NOT SQL;";
-        assert!(migrate(&mut db, "notes", &[FIRST, broken]).is_err());
+        assert!(migrate_schema(&mut db, "notes", &[FIRST, broken]).is_err());
         assert_eq!(version(&db, "notes"), 1);
         let columns: i64 = db
             .query_row(

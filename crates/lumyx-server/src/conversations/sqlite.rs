@@ -43,7 +43,7 @@ use lumyx_api_types::{
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior};
 
-use crate::durable::{MigrationError, configure, migrate};
+use crate::durable::configure;
 
 use super::{
     ConversationStore, MAX_CONVERSATION_BYTES, MAX_MESSAGES_PER_CONVERSATION, StoreError,
@@ -157,9 +157,15 @@ impl SqliteConversations {
 
     fn setup(mut connection: Connection, path: Option<PathBuf>) -> Result<Self, StoreError> {
         configure(&connection).map_err(failed)?;
-        migrate(&mut connection, COMPONENT, MIGRATIONS).map_err(|err| match err {
-            MigrationError::Sqlite(err) => failed(err),
-            newer @ MigrationError::Newer { .. } => StoreError::Corrupt(newer.to_string()),
+        lumyx_keys::migrate_schema(&mut connection, COMPONENT, MIGRATIONS).map_err(|err| {
+            match err {
+                // SQLite's own failure, classified as every other.
+                lumyx_keys::Error::Store(cause) => match cause.downcast::<rusqlite::Error>() {
+                    Ok(sqlite) => failed(*sqlite),
+                    Err(other) => StoreError::Unavailable(other),
+                },
+                other => StoreError::Corrupt(other.to_string()),
+            }
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
