@@ -46,8 +46,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use lumyx_redis::{RedisConnector, RedisFailure, RedisUrl, retry_if_refused};
-use redis::aio::ConnectionManager;
+use lumyx_redis::{RedisConnection, RedisConnector, RedisFailure, RedisUrl, retry_if_refused};
+
 use redis::{AsyncCommands, FromRedisValue, RedisResult, Script, ScriptInvocation};
 
 use crate::stored::{NANOS, SECONDS, corrupt, stored_time};
@@ -252,7 +252,7 @@ impl RedisKeyStoreBuilder {
 /// ```
 #[derive(Clone)]
 pub struct RedisKeyStore {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     connector: RedisConnector,
     namespace: String,
     index_key: String,
@@ -284,7 +284,7 @@ fn store_error(err: redis::RedisError) -> Error {
 
 /// A connection made by its first call (see
 /// [`RedisConnector::connect_lazy`]).
-fn lazy_connection(connector: &RedisConnector) -> Result<ConnectionManager, Error> {
+fn lazy_connection(connector: &RedisConnector) -> Result<RedisConnection, Error> {
     connector.connect_lazy().map_err(|err| Error::Config {
         setting: "Redis URL",
         expected: "settings the Redis client accepts",
@@ -295,9 +295,9 @@ fn lazy_connection(connector: &RedisConnector) -> Result<ConnectionManager, Erro
 
 /// Sends `call` on `connection`; once more only when the connection was
 /// refused.
-async fn send<T, F, Fut>(connection: &ConnectionManager, call: F) -> Result<T, Error>
+async fn send<T, F, Fut>(connection: &RedisConnection, call: F) -> Result<T, Error>
 where
-    F: Fn(ConnectionManager) -> Fut,
+    F: Fn(RedisConnection) -> Fut,
     Fut: Future<Output = RedisResult<T>>,
 {
     retry_if_refused(|| call(connection.clone()))
@@ -542,7 +542,7 @@ pub enum KeyChange {
 /// It holds its own connection, made by its first call and remade after a
 /// failure. `Debug` shows the URL with its password replaced by `***`.
 pub struct KeyChanges {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     connector: RedisConnector,
     changes_key: String,
     counter_key: String,

@@ -4,8 +4,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use lumyx_redis::{FailureClass, RedisConnector, RedisFailure, RedisUrl, Report, retry_if_refused};
-use redis::aio::ConnectionManager;
+use lumyx_redis::{
+    FailureClass, RedisConnection, RedisConnector, RedisFailure, RedisUrl, Report, retry_if_refused,
+};
+
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 
 use crate::policy;
@@ -181,7 +183,7 @@ impl RedisLimiterBuilder {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct RedisLimiter {
-    manager: ConnectionManager,
+    manager: RedisConnection,
     script: Script,
     usage_script: Script,
     url: RedisUrl,

@@ -175,7 +175,11 @@ pub fn classify(err: &RedisError) -> FailureClass {
             | ServerErrorKind::ReadOnly
             | ServerErrorKind::MasterDown
             | ServerErrorKind::TryAgain
-            | ServerErrorKind::ClusterDown,
+            | ServerErrorKind::ClusterDown
+            // A cluster client answers a redirection only when its retries
+            // ran out: the slot is moving, as in a failover or a resharding.
+            | ServerErrorKind::Moved
+            | ServerErrorKind::Ask,
         ) => FailureClass::Unavailable,
         _ => match err.code() {
             // A script passes on the code of the command that failed in it.
@@ -208,6 +212,14 @@ mod tests {
             ),
             (
                 ErrorKind::Server(ServerErrorKind::ReadOnly),
+                FailureClass::Unavailable,
+            ),
+            (
+                ErrorKind::Server(ServerErrorKind::Moved),
+                FailureClass::Unavailable,
+            ),
+            (
+                ErrorKind::Server(ServerErrorKind::Ask),
                 FailureClass::Unavailable,
             ),
             (

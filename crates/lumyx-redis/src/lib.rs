@@ -7,7 +7,7 @@ mod failure;
 mod report;
 mod url;
 
-pub use connection::{RedisConnector, retry_if_refused};
+pub use connection::{RedisConnection, RedisConnector, retry_if_refused};
 pub use failure::{FailureClass, RedisFailure, classify};
 pub use report::Report;
 pub use url::{RedisUrl, UrlError};

@@ -1,4 +1,5 @@
-//! A Redis connection URL that can be shown: its password never is.
+//! A Redis connection URL that can be shown: its password never is. A
+//! comma-separated list of URLs names the nodes of a Redis Cluster.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,7 +13,12 @@ const REDACTED: &str = "***";
 const SECRET_QUERY_KEYS: [&str; 2] = ["pass", "password"];
 
 /// A validated Redis connection URL, such as `redis://127.0.0.1:6379/0`,
-/// `redis://:password@host:6379/` or `unix:///run/redis.sock?db=1&pass=...`.
+/// `redis://:password@host:6379/` or `unix:///run/redis.sock?db=1&pass=...`;
+/// or the nodes of a Redis Cluster, as URLs separated by commas:
+/// `redis://127.0.0.1:7000,redis://127.0.0.1:7001,redis://127.0.0.1:7002`
+/// (any reachable node is enough to find the others; list a few so that one
+/// down node does not stop a start). A comma inside a password must be
+/// written `%2C`.
 ///
 /// `Display` and `Debug` write the URL with its password replaced by `***`,
 /// so a `RedisUrl` may go into logs, error messages and `Debug` output of
@@ -24,6 +30,12 @@ const SECRET_QUERY_KEYS: [&str; 2] = ["pass", "password"];
 /// let url: RedisUrl = "redis://:hunter2@127.0.0.1:6379/0".parse()?;
 /// assert_eq!(url.to_string(), "redis://:***@127.0.0.1:6379/0");
 /// assert!(!format!("{url:?}").contains("hunter2"));
+/// assert!(!url.is_cluster());
+///
+/// let cluster: RedisUrl = "redis://:pw@10.0.0.1:7000, redis://:pw@10.0.0.2:7000".parse()?;
+/// assert!(cluster.is_cluster());
+/// assert_eq!(cluster.nodes().len(), 2);
+/// assert_eq!(cluster.to_string(), "redis://:***@10.0.0.1:7000,redis://:***@10.0.0.2:7000");
 ///
 /// let err = "http://127.0.0.1/".parse::<RedisUrl>().unwrap_err();
 /// assert!(err.to_string().starts_with("expected a Redis URL such as redis://127.0.0.1:6379/"));
@@ -31,7 +43,8 @@ const SECRET_QUERY_KEYS: [&str; 2] = ["pass", "password"];
 /// ```
 #[derive(Clone)]
 pub struct RedisUrl {
-    info: ConnectionInfo,
+    /// One node, or the cluster's nodes as listed: never empty.
+    nodes: Vec<ConnectionInfo>,
     shown: String,
 }
 
@@ -48,37 +61,91 @@ pub struct UrlError {
 }
 
 impl RedisUrl {
-    /// Parses and validates `text`.
+    /// Parses and validates `text`: one URL, or several separated by commas
+    /// (surrounding spaces allowed) for the nodes of a Redis Cluster.
     ///
     /// # Errors
-    /// [`UrlError`] when `text` is not a URL, its scheme is not one Redis
+    /// [`UrlError`] when a part is not a URL, its scheme is not one Redis
     /// accepts (`redis`, `rediss`, `unix`, `redis+unix`), or Redis's client
-    /// refuses it (a bad database number, say).
+    /// refuses it (a bad database number, say); for a cluster, also when a
+    /// part is empty, is a Unix socket, or names a database other than 0
+    /// (a cluster has only database 0).
     pub fn parse(text: &str) -> Result<RedisUrl, UrlError> {
-        let url = url::Url::parse(text).map_err(|_| UrlError {
-            problem: "does not parse as a URL",
-            source: None,
-        })?;
-        if !matches!(url.scheme(), "redis" | "rediss" | "unix" | "redis+unix") {
-            return Err(UrlError {
-                problem: "has a scheme other than redis, rediss, unix or redis+unix",
-                source: None,
+        if !text.contains(',') {
+            let (info, shown) = parse_node(text)?;
+            return Ok(RedisUrl {
+                nodes: vec![info],
+                shown,
             });
         }
-        let info = text.into_connection_info().map_err(|source| UrlError {
-            problem: "the Redis client refuses",
-            source: Some(source),
-        })?;
+        let mut nodes = Vec::new();
+        let mut shown = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            if part.is_empty() {
+                return Err(UrlError::new("has an empty part between commas"));
+            }
+            let (info, part_shown) = parse_node(part)?;
+            if !matches!(
+                info.addr(),
+                redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::TcpTls { .. }
+            ) {
+                return Err(UrlError::new(
+                    "lists a Unix socket among cluster nodes (cluster nodes are reached over TCP)",
+                ));
+            }
+            if info.redis_settings().db() != 0 {
+                return Err(UrlError::new(
+                    "names a database other than 0 for a cluster node (a cluster has only database 0)",
+                ));
+            }
+            nodes.push(info);
+            shown.push(part_shown);
+        }
         Ok(RedisUrl {
-            info,
-            shown: redacted(url),
+            nodes,
+            shown: shown.join(","),
         })
     }
 
-    /// What the Redis client connects with.
+    /// What the Redis client connects with: the only node, or the first
+    /// node of a cluster.
     pub fn connection_info(&self) -> &ConnectionInfo {
-        &self.info
+        &self.nodes[0]
     }
+
+    /// Every node as listed: one for a single server.
+    pub fn nodes(&self) -> &[ConnectionInfo] {
+        &self.nodes
+    }
+
+    /// Whether the URL lists several nodes, which means a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.nodes.len() > 1
+    }
+}
+
+impl UrlError {
+    fn new(problem: &'static str) -> UrlError {
+        UrlError {
+            problem,
+            source: None,
+        }
+    }
+}
+
+/// One URL, parsed and validated, and how it is shown.
+fn parse_node(text: &str) -> Result<(ConnectionInfo, String), UrlError> {
+    let url = url::Url::parse(text).map_err(|_| UrlError::new("does not parse as a URL"))?;
+    if !matches!(url.scheme(), "redis" | "rediss" | "unix" | "redis+unix") {
+        return Err(UrlError::new(
+            "has a scheme other than redis, rediss, unix or redis+unix",
+        ));
+    }
+    let info = text.into_connection_info().map_err(|source| UrlError {
+        problem: "the Redis client refuses",
+        source: Some(source),
+    })?;
+    Ok((info, redacted(url)))
 }
 
 /// The URL with every password replaced by [`REDACTED`].
@@ -143,7 +210,10 @@ impl PartialEq for RedisUrl {
         // Two URLs that differ only in their password show alike but are not
         // equal: compare what the client connects with.
         self.shown == other.shown
-            && self.info.redis_settings().password() == other.info.redis_settings().password()
+            && self.nodes.len() == other.nodes.len()
+            && self.nodes.iter().zip(&other.nodes).all(|(mine, theirs)| {
+                mine.redis_settings().password() == theirs.redis_settings().password()
+            })
     }
 }
 
@@ -200,6 +270,55 @@ mod tests {
             let message = format!("{err} {err:?}");
             assert!(!message.contains("secret"), "{message}");
             assert!(message.contains("expected a Redis URL"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_list_of_urls_is_a_cluster() {
+        let url = RedisUrl::parse(
+            "redis://:secret@127.0.0.1:7000,redis://:secret@127.0.0.1:7001 , redis://:secret@127.0.0.1:7002",
+        )
+        .unwrap();
+        assert!(url.is_cluster());
+        let ports: Vec<String> = url
+            .nodes()
+            .iter()
+            .map(|node| node.addr().to_string())
+            .collect();
+        assert_eq!(
+            ports,
+            ["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"]
+        );
+        assert_eq!(
+            url.to_string(),
+            "redis://:***@127.0.0.1:7000/,redis://:***@127.0.0.1:7001/,redis://:***@127.0.0.1:7002/"
+        );
+        assert!(!format!("{url:?}").contains("secret"));
+        assert!(
+            !RedisUrl::parse("redis://127.0.0.1:6379/")
+                .unwrap()
+                .is_cluster()
+        );
+
+        for (text, problem) in [
+            (
+                "redis://127.0.0.1:7000,,redis://127.0.0.1:7001",
+                "empty part",
+            ),
+            ("redis://127.0.0.1:7000,", "empty part"),
+            (
+                "redis://127.0.0.1:7000,unix:///run/redis.sock",
+                "Unix socket",
+            ),
+            (
+                "redis://127.0.0.1:7000,redis://127.0.0.1:7001/2",
+                "database other than 0",
+            ),
+            ("redis://127.0.0.1:7000,http://:secret@127.0.0.1/", "scheme"),
+        ] {
+            let err = RedisUrl::parse(text).unwrap_err().to_string();
+            assert!(err.contains(problem), "{text}: {err}");
+            assert!(!err.contains("secret"), "{err}");
         }
     }
 

@@ -1,7 +1,8 @@
 //! Test-only helpers for the Lumyx workspace.
 //!
 //! [`RedisServer`] starts a real `redis-server` on a free loopback port for one
-//! test and stops it when dropped. Redis tests skip with a printed note when
+//! test and stops it when dropped; [`RedisCluster`] starts six of them as a
+//! 3-master, 3-replica Redis Cluster. Redis tests skip with a printed note when
 //! the binary is missing, so that `cargo test` works on a machine without
 //! Redis, unless `LUMYX_REQUIRE_REDIS` is set (as `.ci/run` does), in which
 //! case they fail: CI must not pass by skipping.
@@ -17,6 +18,10 @@
 //! ```
 
 #![forbid(unsafe_code)]
+
+mod cluster;
+
+pub use cluster::{NODE_TIMEOUT_MS, RedisCluster};
 
 use std::collections::BTreeSet;
 use std::io;

@@ -47,8 +47,10 @@ use async_trait::async_trait;
 use lumyx_api_types::{
     Conversation, ConversationMessage, ListOrder, ListPage, ListParams, Metadata, Role,
 };
-use lumyx_redis::{FailureClass, RedisConnector, RedisFailure, RedisUrl, Report, retry_if_refused};
-use redis::aio::ConnectionManager;
+use lumyx_redis::{
+    FailureClass, RedisConnection, RedisConnector, RedisFailure, RedisUrl, Report, retry_if_refused,
+};
+
 use redis::{RedisResult, Script, ScriptInvocation};
 use sha2::{Digest, Sha256};
 
@@ -328,7 +330,7 @@ struct Scripts {
 /// ```
 #[derive(Clone)]
 pub struct RedisConversations {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     connector: RedisConnector,
     timeout: Duration,
     namespace: String,
@@ -382,7 +384,7 @@ impl RedisConversations {
     /// connection was refused, all within the timeout.
     async fn send<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(RedisConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let attempts = retry_if_refused(|| call(self.connection.clone()));
