@@ -1,33 +1,65 @@
-//! A [`KeyStore`] in Redis, shared by every server instance.
+//! A [`KeyStore`] in Redis, shared by every server instance: one server, or
+//! a Redis Cluster (see [`RedisKeyStore::builder`]).
 //!
-//! Layout, under a namespace (default `lumyx:keys`), all in one cluster hash
-//! slot thanks to the `{namespace}` tag:
-//! - `{ns}:record:<digest hex>`: a hash per record (fields below);
-//! - `{ns}:index`: a hash from key id to digest hex, for lookups by id and
-//!   for listing;
-//! - `{ns}:changes`: a stream, the change log: one entry per write (insert,
-//!   update, revoke) of a stored key, with the fields `seq` and `id` (the key
-//!   id), capped at about [`RedisKeyStoreBuilder::change_log_len`] entries
-//!   (`XADD … MAXLEN ~`), so the oldest are trimmed;
-//! - `{ns}:changes:seq`: the number of the last change, counted by `INCR`
+//! Layout, under a namespace `<ns>` (default `lumyx:keys`):
+//! - `<ns>:record:{<id>}`: a hash per record (fields below), in the cluster
+//!   slot of its key id (`key_` and 16 hex digits), which is also the hash
+//!   tag of the key's limiter state and usage in `lumyx-ratelimit`
+//!   (`lumyx:rl:{<id>}`), so a key's record, limits and usage share one
+//!   slot. The id is derived from the key's digest, so a lookup by digest
+//!   knows the record's name without an index. Records spread over every
+//!   slot of a cluster.
+//! - `{<ns>}:index`: a hash from key id to digest hex: the listing index,
+//!   read only by [`KeyStore::list`];
+//! - `{<ns>}:changes`: a stream, the change log: one entry per write
+//!   (insert, update, revoke) of a stored key, with the fields `seq` and `id`
+//!   (the key id), capped at about [`RedisKeyStoreBuilder::change_log_len`]
+//!   entries (`XADD … MAXLEN ~`), so the oldest are trimmed;
+//! - `{<ns>}:changes:seq`: the number of the last change, counted by `INCR`
 //!   from 1; each entry carries its number as `seq`, so a follower that
 //!   finds a number skipped knows it missed changes.
 //!
-//! Every write is one Lua script, so it is atomic and one round trip, and it
-//! appends to the change log in the same script, so a change is logged if and
-//! only if it was made; reads by digest are one `HGETALL`. Nothing is cached,
-//! so a revocation is seen by the next verification of every instance. The
-//! scripts that start from an id find the record's key through the index, so
-//! they name a key that is not in `KEYS`; it shares the namespace's hash tag,
-//! so it is in the same slot.
+//! The index and the change log share the slot of `{<ns>}`: they are the
+//! only keys every management write touches, and no request's verification
+//! reads them (a verification is one `HGETALL` of a record, and a server
+//! that keeps a local copy of the records does not even do that).
 //!
+//! # Writes
+//! A write is two scripts, each atomic on one slot and declaring every key
+//! it touches: first the record's (insert, replace, revoke), then the
+//! index's and the change log's (index the id, append the change). The
+//! record is written first, so a follower that reads a change always finds
+//! the record as written. When the second step fails (Redis down, the
+//! process killed), the call answers an error although the record is
+//! written: a retry of the call completes it (an update or a revocation
+//! writes the record again, the same way, and logs the change; an insert of
+//! the same record finds it unindexed and indexes it), and until then other
+//! instances' copies miss the write; a listing does not show an insert.
+//!
+//! With [`RedisKeyStoreBuilder::replicas_to_confirm`] (1 by default on a
+//! cluster), each step then waits (`WAIT`) until that many replicas hold
+//! it, and answers an error (`NOREPLICAS`) when they do not within half the
+//! timeout: a write the API confirmed survives the failover of its master,
+//! so a created key is not lost and a revoked key is not revived. Reads do
+//! not wait for anything.
+//!
+//! # Followers
 //! A follower of the log ([`KeyChanges`]) remembers the stream id and the
 //! number of the last change it answered. It reads the counter and the
 //! entries after its stream id in one round trip (`GET`, then
 //! `XREAD BLOCK`): the first entry must carry the next number, and with no
 //! entry the counter must not have moved; anything else (entries trimmed
-//! away, a counter that went back because Redis lost its data) is a gap.
+//! away, a counter that went back because Redis lost its data or failed over
+//! to a replica without the latest changes) is a gap.
 //!
+//! # Upgrading from the single-slot layout
+//! Versions before 0.2 kept each record at `{<ns>}:record:<digest hex>`, in
+//! the namespace's slot with everything else. The index and the change log
+//! keep their names and formats; [`RedisKeyStore::migrate_single_slot_layout`]
+//! moves the records (a server runs it at every start), and a record not
+//! moved yet is not found, so run it before serving.
+//!
+//! # Times
 //! A time is two integer fields, `<name>_secs` (seconds since the Unix
 //! epoch, negative before 1970) and `<name>_nanos` (the nanoseconds within
 //! that second), both absent when the record has no such time. Integers
@@ -46,8 +78,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::future::try_join_all;
 use lumyx_redis::{RedisConnection, RedisConnector, RedisFailure, RedisUrl, retry_if_refused};
-
 use redis::{AsyncCommands, FromRedisValue, RedisResult, Script, ScriptInvocation};
 
 use crate::stored::{NANOS, SECONDS, corrupt, stored_time};
@@ -57,11 +89,26 @@ use crate::{Error, KeyDigest, KeyId, KeyRecord, KeyStore, Limits, Scope, Scopes}
 /// starts.
 const BEFORE_FIRST_ENTRY: &str = "0-0";
 
-/// A Lua function that every write script shares: appends a changed id to
+/// How many records [`KeyStore::list`] and the migration ask for at once:
+/// each is its own command (records lie in many slots), sent together on
+/// the multiplexed connection.
+const RECORDS_PER_BATCH: usize = 512;
+
+/// Writes a new record unless one is stored under its id. KEYS: record.
+/// ARGV: digest hex, then field/value pairs. Answers 1 when written, 2 when
+/// the same record (the same digest) is stored already, 0 when another is.
+const INSERT_RECORD: &str = r"
+local stored = redis.call('HGET', KEYS[1], 'digest')
+if stored then
+  if stored == ARGV[1] then return 2 end
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1";
+
+/// A Lua function that the scripts which log share: appends a changed id to
 /// the change log, numbered by the sequence counter, and trims the log to
-/// about `len` entries. Every write script takes the change log and its
-/// counter as `KEYS[1]` and `KEYS[2]`, the id and the log's length as
-/// `ARGV[1]` and `ARGV[2]` (see `RedisKeyStore::prepare_write`).
+/// about `len` entries.
 const APPEND_CHANGE: &str = r"
 local function append_change(changes, counter, id, len)
   local seq = redis.call('INCR', counter)
@@ -69,12 +116,21 @@ local function append_change(changes, counter, id, len)
 end
 ";
 
-/// Adds a record unless its id is indexed. KEYS: change log, counter, index,
-/// record. ARGV: id, change log length, digest hex, then field/value pairs.
-const INSERT: &str = r"
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[4], unpack(ARGV, 4))
+/// Indexes an inserted record and logs the change, unless the record was
+/// stored and indexed before (a duplicate insert changes nothing). KEYS:
+/// change log, counter, index. ARGV: id, change log length, digest hex,
+/// `1` when the first step wrote the record. Answers 1 when the id was not
+/// indexed before, 0 when it was.
+const INDEX_INSERT: &str = r"
+local added = redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+if added == 1 or ARGV[4] == '1' then
+  append_change(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+end
+return added";
+
+/// Logs the change of a record. KEYS: change log, counter. ARGV: id, change
+/// log length.
+const LOG_CHANGE: &str = r"
 append_change(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1";
 
@@ -97,37 +153,34 @@ local function revoke_unless_earlier(record, secs, nanos)
 end
 ";
 
-/// Replaces a record whose id is indexed, keeping an earlier revocation
-/// (see `KeyStore::update`). KEYS: change log, counter, index, record.
-/// ARGV: id, change log length, then field/value pairs.
-const UPDATE: &str = r"
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return 0 end
-local earlier = redis.call('HMGET', KEYS[4], 'revoked_at_secs', 'revoked_at_nanos')
-redis.call('DEL', KEYS[4])
-redis.call('HSET', KEYS[4], unpack(ARGV, 3))
+/// Replaces a stored record, keeping an earlier revocation (see
+/// `KeyStore::update`). KEYS: record. ARGV: field/value pairs. Answers 0
+/// when no record is stored.
+const UPDATE_RECORD: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local earlier = redis.call('HMGET', KEYS[1], 'revoked_at_secs', 'revoked_at_nanos')
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV))
 if earlier[1] and earlier[2] then
-  revoke_unless_earlier(KEYS[4], earlier[1], earlier[2])
+  revoke_unless_earlier(KEYS[1], earlier[1], earlier[2])
 end
-append_change(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1";
 
-/// Revokes a record unless it is revoked earlier, and answers the record.
-/// KEYS: change log, counter, index. ARGV: id, change log length,
-/// revocation seconds, revocation nanoseconds, record key prefix.
-const REVOKE: &str = r"
-local digest = redis.call('HGET', KEYS[3], ARGV[1])
-if not digest then return false end
-local record = ARGV[5] .. digest
-if redis.call('EXISTS', record) == 0 then return false end
-revoke_unless_earlier(record, ARGV[3], ARGV[4])
-append_change(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
-return redis.call('HGETALL', record)";
+/// Revokes a stored record unless it is revoked earlier, and answers the
+/// record; nothing when none is stored. KEYS: record. ARGV: revocation
+/// seconds, revocation nanoseconds.
+const REVOKE_RECORD: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+revoke_unless_earlier(KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HGETALL', KEYS[1])";
 
-/// Answers the record with an id. KEYS: index. ARGV: id, record key prefix.
-const FIND_BY_ID: &str = r"
-local digest = redis.call('HGET', KEYS[1], ARGV[1])
-if not digest then return false end
-return redis.call('HGETALL', ARGV[2] .. digest)";
+/// Copies a record of the single-slot layout to its new place unless a
+/// record is there already. KEYS: new record. ARGV: field/value pairs.
+/// Answers 1 when copied.
+const MOVE_RECORD: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1";
 
 /// Configures a [`RedisKeyStore`]; made by [`RedisKeyStore::builder`].
 ///
@@ -138,6 +191,7 @@ pub struct RedisKeyStoreBuilder {
     connector: RedisConnector,
     namespace: String,
     change_log_len: usize,
+    replicas_to_confirm: u32,
 }
 
 impl RedisKeyStoreBuilder {
@@ -152,9 +206,8 @@ impl RedisKeyStoreBuilder {
 
     /// The namespace of every Redis key of the store. Default:
     /// [`RedisKeyStore::DEFAULT_NAMESPACE`]. It must be non-empty and hold
-    /// no `{` or `}`: it becomes the hash tag that keeps all the store's
-    /// keys in one cluster slot. Stores under different namespaces on one
-    /// server are separate.
+    /// no `{` or `}`: it becomes the hash tag of the index and the change
+    /// log. Stores under different namespaces on one server are separate.
     pub fn namespace(mut self, namespace: &str) -> Self {
         namespace.clone_into(&mut self.namespace);
         self
@@ -167,6 +220,17 @@ impl RedisKeyStoreBuilder {
     /// [`RedisKeyStore::DEFAULT_CHANGE_LOG_LEN`]; it must be at least 1.
     pub fn change_log_len(mut self, len: usize) -> Self {
         self.change_log_len = len;
+        self
+    }
+
+    /// How many replicas must hold each write (`WAIT`) before it is
+    /// answered as made; within half the timeout, or the write answers
+    /// [`Error::Store`] (`NOREPLICAS`, class unavailable), although the
+    /// master made it. Default: 1 for a cluster URL (its masters have
+    /// replicas, and a write only the master held would be lost by its
+    /// failover), 0 for one server. 0 waits for nothing.
+    pub fn replicas_to_confirm(mut self, replicas: u32) -> Self {
+        self.replicas_to_confirm = replicas;
         self
     }
 
@@ -201,31 +265,42 @@ impl RedisKeyStoreBuilder {
             connection: lazy_connection(&self.connector)?,
             connector: self.connector,
             index_key: format!("{{{namespace}}}:index"),
-            record_key_prefix: format!("{{{namespace}}}:record:"),
             changes_key: format!("{{{namespace}}}:changes"),
             counter_key: format!("{{{namespace}}}:changes:seq"),
             change_log_len: self.change_log_len,
+            replicas_to_confirm: self.replicas_to_confirm,
             namespace,
-            insert: Arc::new(Script::new(&[APPEND_CHANGE, INSERT].concat())),
-            update: Arc::new(Script::new(
-                &[APPEND_CHANGE, REVOKE_UNLESS_EARLIER, UPDATE].concat(),
-            )),
-            revoke: Arc::new(Script::new(
-                &[APPEND_CHANGE, REVOKE_UNLESS_EARLIER, REVOKE].concat(),
-            )),
-            find_by_id: Arc::new(Script::new(FIND_BY_ID)),
+            scripts: Arc::new(Scripts {
+                insert_record: Script::new(INSERT_RECORD),
+                index_insert: Script::new(&[APPEND_CHANGE, INDEX_INSERT].concat()),
+                log_change: Script::new(&[APPEND_CHANGE, LOG_CHANGE].concat()),
+                update_record: Script::new(&[REVOKE_UNLESS_EARLIER, UPDATE_RECORD].concat()),
+                revoke_record: Script::new(&[REVOKE_UNLESS_EARLIER, REVOKE_RECORD].concat()),
+                move_record: Script::new(MOVE_RECORD),
+            }),
         })
     }
+}
+
+/// The store's scripts, loaded once per process and shared by clones.
+struct Scripts {
+    insert_record: Script,
+    index_insert: Script,
+    log_change: Script,
+    update_record: Script,
+    revoke_record: Script,
+    move_record: Script,
 }
 
 /// A key store in Redis; see the module docs for the layout.
 ///
 /// Built with [`RedisKeyStore::builder`], as `lumyx-ratelimit`'s
 /// `RedisLimiter` is. The connection is made by the first call, not by
-/// `connect`. A call is sent again only when the connection was refused (so
-/// nothing was sent); any other failure (a dropped connection, a timeout) is
-/// an error, since Redis may have run a write whose reply was lost. Cloning
-/// is cheap: clones share one multiplexed, self-reconnecting connection.
+/// `connect`. To one server, a call is sent again only when the connection
+/// was refused (so nothing was sent); any other failure (a dropped
+/// connection, a timeout) is an error, since Redis may have run a write
+/// whose reply was lost. Cloning is cheap: clones share one multiplexed,
+/// self-reconnecting connection.
 ///
 /// `Debug` shows the URL with its password replaced by `***`.
 ///
@@ -237,7 +312,8 @@ impl RedisKeyStoreBuilder {
 /// # let Some(server) = lumyx_test_support::RedisServer::start_or_skip("doc") else { return Ok(()) };
 /// # let url = server.url();
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-/// // url = "redis://127.0.0.1:6379/"
+/// // url = "redis://127.0.0.1:6379/", or a cluster's nodes:
+/// // "redis://10.0.0.1:7000,redis://10.0.0.2:7000,redis://10.0.0.3:7000"
 /// let store = RedisKeyStore::builder(url.parse()?)
 ///     .timeout(Duration::from_millis(500))
 ///     .namespace("lumyx:keys")
@@ -256,14 +332,11 @@ pub struct RedisKeyStore {
     connector: RedisConnector,
     namespace: String,
     index_key: String,
-    record_key_prefix: String,
     changes_key: String,
     counter_key: String,
     change_log_len: usize,
-    insert: Arc<Script>,
-    update: Arc<Script>,
-    revoke: Arc<Script>,
-    find_by_id: Arc<Script>,
+    replicas_to_confirm: u32,
+    scripts: Arc<Scripts>,
 }
 
 impl fmt::Debug for RedisKeyStore {
@@ -273,6 +346,7 @@ impl fmt::Debug for RedisKeyStore {
             .field("timeout", &self.connector.timeout_value())
             .field("namespace", &self.namespace)
             .field("change_log_len", &self.change_log_len)
+            .field("replicas_to_confirm", &self.replicas_to_confirm)
             .finish_non_exhaustive()
     }
 }
@@ -318,23 +392,91 @@ impl RedisKeyStore {
     /// changes.
     pub const DEFAULT_CHANGE_LOG_LEN: usize = 10_000;
 
-    /// A builder of a store on the Redis server at `url`, with the defaults.
+    /// A builder of a store on the Redis server at `url` (or on the Redis
+    /// Cluster whose nodes it lists), with the defaults.
     pub fn builder(url: RedisUrl) -> RedisKeyStoreBuilder {
+        let replicas_to_confirm = u32::from(url.is_cluster());
         RedisKeyStoreBuilder {
             connector: RedisConnector::new(url).timeout(RedisKeyStore::DEFAULT_TIMEOUT),
             namespace: RedisKeyStore::DEFAULT_NAMESPACE.to_owned(),
             change_log_len: RedisKeyStore::DEFAULT_CHANGE_LOG_LEN,
+            replicas_to_confirm,
         }
     }
 
-    fn record_key(&self, digest: &KeyDigest) -> String {
-        format!("{}{}", self.record_key_prefix, digest.to_hex())
+    /// The Redis key of the record of the key `id`: `<ns>:record:{<id>}`,
+    /// in the slot of `id` (see the module docs).
+    ///
+    /// ```
+    /// # use lumyx_keys::{KeyId, RedisKeyStore};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let store = RedisKeyStore::builder("redis://127.0.0.1:6379/".parse()?).connect().await?;
+    /// let id: KeyId = "key_4e58d9f4757ccfc3".parse()?;
+    /// assert_eq!(store.record_key(&id), "lumyx:keys:record:{key_4e58d9f4757ccfc3}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn record_key(&self, id: &KeyId) -> String {
+        format!("{}:record:{{{id}}}", self.namespace)
     }
 
-    /// An invocation of a write script with what every one takes first
-    /// (see [`APPEND_CHANGE`]): the change log and its counter as the first
-    /// keys, the changed id and the log's length as the first arguments.
-    fn prepare_write<'a>(&self, script: &'a Script, id: &KeyId) -> ScriptInvocation<'a> {
+    /// The Redis key of a record in the layout before 0.2.
+    fn single_slot_record_key(&self, digest_hex: &str) -> String {
+        format!("{{{}}}:record:{digest_hex}", self.namespace)
+    }
+
+    /// Runs a script of one slot on the shared connection (see [`send`]).
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, Error> {
+        send(&self.connection, |mut connection| async move {
+            invocation.invoke_async(&mut connection).await
+        })
+        .await
+    }
+
+    /// Waits until [`RedisKeyStoreBuilder::replicas_to_confirm`] replicas
+    /// hold the writes made to `key`'s master, within half the timeout.
+    async fn confirm(&self, key: &str) -> Result<(), Error> {
+        let wanted = self.replicas_to_confirm;
+        if wanted == 0 {
+            return Ok(());
+        }
+        let within = self.connector.timeout_value() / 2;
+        let acked = send(&self.connection, |mut connection| async move {
+            connection.wait_for_replicas(key, wanted, within).await
+        })
+        .await?;
+        if acked >= wanted {
+            return Ok(());
+        }
+        Err(store_error(redis::make_extension_error(
+            "NOREPLICAS".to_owned(),
+            Some(format!(
+                "the master made the write, but {acked} of the {wanted} replicas \
+                 asked for confirmed it within {within:?}"
+            )),
+        )))
+    }
+
+    /// Runs a write script on the slot of `key`, one of its keys, then
+    /// waits for the write's confirmation.
+    async fn write<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+        key: &str,
+    ) -> Result<T, Error> {
+        let answer = self.invoke(invocation).await?;
+        self.confirm(key).await?;
+        Ok(answer)
+    }
+
+    /// An invocation of a script that logs (see [`APPEND_CHANGE`]): the
+    /// change log and its counter as the first keys, the changed id and the
+    /// log's length as the first arguments.
+    fn prepare_logging<'a>(&self, script: &'a Script, id: &KeyId) -> ScriptInvocation<'a> {
         let mut invocation = script.prepare_invoke();
         invocation
             .key(&self.changes_key)
@@ -344,15 +486,74 @@ impl RedisKeyStore {
         invocation
     }
 
-    /// Runs a script on the shared connection (see [`send`]).
-    async fn invoke<T: FromRedisValue>(
-        &self,
-        invocation: &ScriptInvocation<'_>,
-    ) -> Result<T, Error> {
-        send(&self.connection, |mut connection| async move {
-            invocation.invoke_async(&mut connection).await
+    /// Logs the change of `id` in the change log (the second step of an
+    /// update and a revocation).
+    async fn log_change(&self, id: &KeyId) -> Result<(), Error> {
+        let invocation = self.prepare_logging(&self.scripts.log_change, id);
+        let _: i64 = self.write(&invocation, &self.changes_key).await?;
+        Ok(())
+    }
+
+    /// The records stored under these record keys, read together; a
+    /// missing one is `None`.
+    async fn read_records(&self, keys: &[String]) -> Result<Vec<HashMap<String, String>>, Error> {
+        let mut all = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(RECORDS_PER_BATCH) {
+            let reads = batch.iter().map(|key| {
+                send(&self.connection, move |mut connection| async move {
+                    connection.hgetall::<_, HashMap<String, String>>(key).await
+                })
+            });
+            all.extend(try_join_all(reads).await?);
+        }
+        Ok(all)
+    }
+
+    /// Moves every record written in the layout before 0.2 (see the module
+    /// docs) to its place, logs a change for each so that followers load
+    /// it, and answers how many it moved. It is safe to run at any time, by
+    /// any number of instances at once, and again after a failure: a record
+    /// is copied only where none is, and removed from its old place only
+    /// after the copy is confirmed.
+    ///
+    /// Run it after every instance of the older version stopped: one of
+    /// them would go on writing to the old places.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when Redis fails on the way (run it again: what
+    /// was moved stays moved); [`Error::Corrupt`] when an old record cannot
+    /// be read, which is left in its place.
+    pub async fn migrate_single_slot_layout(&self) -> Result<usize, Error> {
+        let index_key = &self.index_key;
+        let index: HashMap<String, String> = send(&self.connection, |mut connection| async move {
+            connection.hgetall(index_key).await
         })
-        .await
+        .await?;
+        let old_keys: Vec<String> = index
+            .values()
+            .map(|digest| self.single_slot_record_key(digest))
+            .collect();
+        let old_records = self.read_records(&old_keys).await?;
+        let mut moved = 0;
+        for (old_key, fields) in old_keys.iter().zip(old_records) {
+            let Some(record) = record_from_fields(Some(fields.clone()))? else {
+                continue;
+            };
+            let new_key = self.record_key(&record.id);
+            let mut invocation = self.scripts.move_record.key(&new_key);
+            invocation.arg(fields.iter().collect::<Vec<_>>());
+            let copied: i64 = self.write(&invocation, &new_key).await?;
+            send(&self.connection, |mut connection| async move {
+                connection.del::<_, ()>(old_key).await
+            })
+            .await?;
+            self.confirm(old_key).await?;
+            if copied == 1 {
+                self.log_change(&record.id).await?;
+                moved += 1;
+            }
+        }
+        Ok(moved)
     }
 
     /// A follower of the change log, positioned at the newest change: what
@@ -430,62 +631,74 @@ impl RedisKeyStore {
 impl KeyStore for RedisKeyStore {
     async fn insert(&self, record: KeyRecord) -> Result<(), Error> {
         record.validate()?;
-        let mut invocation = self.prepare_write(&self.insert, &record.id);
+        let digest = record.digest.to_hex();
+        let record_key = self.record_key(&record.id);
+        let mut invocation = self.scripts.insert_record.key(&record_key);
+        invocation.arg(&digest).arg(fields_of(&record));
+        let written: i64 = self.write(&invocation, &record_key).await?;
+        if written == 0 {
+            return Err(Error::Duplicate(record.id));
+        }
+        let mut invocation = self.prepare_logging(&self.scripts.index_insert, &record.id);
         invocation
             .key(&self.index_key)
-            .key(self.record_key(&record.digest))
-            .arg(record.digest.to_hex())
-            .arg(fields_of(&record));
-        let inserted: i64 = self.invoke(&invocation).await?;
-        if inserted == 1 {
-            Ok(())
-        } else {
-            Err(Error::Duplicate(record.id))
+            .arg(&digest)
+            .arg(u8::from(written == 1));
+        let newly_indexed: i64 = self.write(&invocation, &self.index_key).await?;
+        // The same record stored and indexed before is a duplicate; stored
+        // but not indexed, it is this insert's (or an earlier, failed one's)
+        // first step, now completed.
+        if written == 2 && newly_indexed == 0 {
+            return Err(Error::Duplicate(record.id));
         }
+        Ok(())
     }
 
     async fn update(&self, record: KeyRecord) -> Result<bool, Error> {
         record.validate()?;
-        let mut invocation = self.prepare_write(&self.update, &record.id);
-        invocation
-            .key(&self.index_key)
-            .key(self.record_key(&record.digest))
-            .arg(fields_of(&record));
-        let updated: i64 = self.invoke(&invocation).await?;
-        Ok(updated == 1)
+        let record_key = self.record_key(&record.id);
+        let mut invocation = self.scripts.update_record.key(&record_key);
+        invocation.arg(fields_of(&record));
+        let updated: i64 = self.write(&invocation, &record_key).await?;
+        if updated == 0 {
+            return Ok(false);
+        }
+        self.log_change(&record.id).await?;
+        Ok(true)
     }
 
     async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
         let at = KeyRecord::check_time("revoked_at", at)?;
-        let mut invocation = self.prepare_write(&self.revoke, id);
+        let record_key = self.record_key(id);
+        let mut invocation = self.scripts.revoke_record.key(&record_key);
         invocation
-            .key(&self.index_key)
             .arg(at.timestamp())
-            .arg(at.timestamp_subsec_nanos())
-            .arg(&self.record_key_prefix);
-        let fields: Option<HashMap<String, String>> = self.invoke(&invocation).await?;
-        record_from_fields(fields)
+            .arg(at.timestamp_subsec_nanos());
+        let fields: Option<HashMap<String, String>> = self.write(&invocation, &record_key).await?;
+        let Some(record) = record_from_fields(fields)? else {
+            return Ok(None);
+        };
+        self.log_change(id).await?;
+        Ok(Some(record))
     }
 
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyRecord>>, Error> {
-        let record_key = &self.record_key(digest);
+        // The id comes from the digest, so the record's name does too;
+        // comparing the stored digest (in constant time) refuses a record
+        // of another key with the same id.
+        Ok(self
+            .find_by_id(&digest.id())
+            .await?
+            .filter(|record| record.digest == *digest))
+    }
+
+    async fn find_by_id(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error> {
+        let record_key = &self.record_key(id);
         let fields: HashMap<String, String> = send(&self.connection, |mut connection| async move {
             connection.hgetall(record_key).await
         })
         .await?;
-        // The key name already holds the digest; comparing the stored one too
-        // (in constant time) refuses a record filed under the wrong name.
-        Ok(record_from_fields(Some(fields))?.filter(|record| record.digest == *digest))
-    }
-
-    async fn find_by_id(&self, id: &KeyId) -> Result<Option<Arc<KeyRecord>>, Error> {
-        let mut invocation = self.find_by_id.prepare_invoke();
-        invocation
-            .key(&self.index_key)
-            .arg(id.to_string())
-            .arg(&self.record_key_prefix);
-        let fields: Option<HashMap<String, String>> = self.invoke(&invocation).await?;
-        record_from_fields(fields)
+        Ok(record_from_fields(Some(fields))?.filter(|record| record.id == *id))
     }
 
     async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, Error> {
@@ -494,22 +707,17 @@ impl KeyStore for RedisKeyStore {
             connection.hgetall(index_key).await
         })
         .await?;
-        if index.is_empty() {
-            // Redis refuses an empty pipeline.
-            return Ok(Vec::new());
+        let mut record_keys = Vec::with_capacity(index.len());
+        for id in index.keys() {
+            let id: KeyId = id
+                .parse()
+                .map_err(|err| corrupt("index", "key ids", Some(Box::new(err))))?;
+            record_keys.push(self.record_key(&id));
         }
-        let mut pipeline = redis::pipe();
-        for digest in index.values() {
-            pipeline.hgetall(format!("{}{digest}", self.record_key_prefix));
-        }
-        let pipeline = &pipeline;
-        let all: Vec<HashMap<String, String>> =
-            send(&self.connection, |mut connection| async move {
-                pipeline.query_async(&mut connection).await
-            })
-            .await?;
-        let mut records = Vec::with_capacity(all.len());
-        for fields in all {
+        let mut records = Vec::with_capacity(record_keys.len());
+        for fields in self.read_records(&record_keys).await? {
+            // A missing record is an insert whose first step alone was
+            // made: it was never answered as made.
             records.extend(record_from_fields(Some(fields))?);
         }
         crate::store::sort_oldest_first(&mut records);

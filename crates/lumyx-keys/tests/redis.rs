@@ -464,7 +464,7 @@ async fn debug_never_shows_the_password() {
 }
 
 #[tokio::test]
-async fn records_are_hashes_keyed_by_digest_in_one_slot_without_the_key() {
+async fn records_are_hashes_in_the_slot_of_their_id_without_the_key() {
     let Some(server) = RedisServer::start_or_skip("records_are_hashes_keyed_by_digest") else {
         return;
     };
@@ -480,14 +480,18 @@ async fn records_are_hashes_keyed_by_digest_in_one_slot_without_the_key() {
         .await
         .unwrap();
     names.sort();
-    let record_key = format!("{{lumyx:keys}}:record:{}", key.digest().to_hex());
+    // The record in the slot of its id, which the key's limiter state
+    // shares (`lumyx:rl:{<id>}`); the index and the change log in the
+    // namespace's.
+    let record_key = format!("lumyx:keys:record:{{{}}}", key.id());
+    assert_eq!(store.record_key(&key.id()), record_key);
     assert_eq!(
         names,
         vec![
+            record_key.clone(),
             "{lumyx:keys}:changes".to_owned(),
             "{lumyx:keys}:changes:seq".to_owned(),
             "{lumyx:keys}:index".to_owned(),
-            record_key.clone()
         ]
     );
 
@@ -683,7 +687,7 @@ async fn a_corrupt_stored_record_is_an_error_naming_the_field() {
         let stored_record = record(&key, field, at(0)).with_expiry(at(20));
         store.insert(stored_record).await.unwrap();
         store.revoke(&key.id(), at(10)).await.unwrap().unwrap();
-        let record_key = format!("{{lumyx:keys}}:record:{}", key.digest().to_hex());
+        let record_key = store.record_key(&key.id());
         let command = match stored {
             Some(text) => redis::cmd("HSET")
                 .arg(&record_key)
@@ -758,4 +762,141 @@ async fn config_errors_say_what_was_expected_and_what_came() {
         err.to_string(),
         "invalid Redis change log length: expected at least 1, got `0`"
     );
+}
+
+/// Writes `record` as versions before 0.2 did: at
+/// `{lumyx:keys}:record:<digest hex>`, indexed by id.
+async fn write_single_slot_record(
+    connection: &mut redis::aio::MultiplexedConnection,
+    record: &lumyx_keys::KeyRecord,
+) {
+    let scopes: Vec<&str> = record.scopes.iter().map(|scope| scope.as_str()).collect();
+    let mut fields = vec![
+        ("id", record.id.to_string()),
+        ("digest", record.digest.to_hex()),
+        ("hint", record.hint.to_string()),
+        ("name", record.name.clone()),
+        ("owner", record.owner.clone()),
+        (
+            "rate_limit_per_minute",
+            record.limits.rate_limit_per_minute().to_string(),
+        ),
+        ("daily_limit", record.limits.daily_limit().to_string()),
+        ("scopes", scopes.join(",")),
+        ("created_at_secs", record.created_at.timestamp().to_string()),
+        (
+            "created_at_nanos",
+            record.created_at.timestamp_subsec_nanos().to_string(),
+        ),
+    ];
+    if let Some(revoked) = record.revoked_at {
+        fields.push(("revoked_at_secs", revoked.timestamp().to_string()));
+        fields.push((
+            "revoked_at_nanos",
+            revoked.timestamp_subsec_nanos().to_string(),
+        ));
+    }
+    let old_key = format!("{{lumyx:keys}}:record:{}", record.digest.to_hex());
+    let _: () = redis::pipe()
+        .hset_multiple(&old_key, &fields)
+        .ignore()
+        .hset(
+            "{lumyx:keys}:index",
+            record.id.to_string(),
+            record.digest.to_hex(),
+        )
+        .ignore()
+        .query_async(connection)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn records_of_the_single_slot_layout_are_moved_and_every_key_found() {
+    let Some(server) = RedisServer::start_or_skip("single_slot_layout_is_moved") else {
+        return;
+    };
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<ApiKey> = (0..20).map(|_| ApiKey::generate().unwrap()).collect();
+    for (n, key) in keys.iter().enumerate() {
+        let mut old = record(key, &format!("old {n}"), at(0));
+        if n % 2 == 0 {
+            old.revoked_at = Some(at(3));
+        }
+        write_single_slot_record(&mut raw, &old).await;
+    }
+
+    let store = store_on(&server).await;
+    // Before the move, the records are not where this version looks.
+    assert_eq!(store.find_by_digest(&keys[0].digest()).await.unwrap(), None);
+    let mut changes = store.changes().await.unwrap();
+
+    assert_eq!(store.migrate_single_slot_layout().await.unwrap(), 20);
+    for (n, key) in keys.iter().enumerate() {
+        let found = store.find_by_digest(&key.digest()).await.unwrap().unwrap();
+        assert_eq!(found.name, format!("old {n}"));
+        let revoked = (n % 2 == 0).then(|| at(3));
+        assert_eq!(found.revoked_at, revoked, "a revoked key stays revoked");
+    }
+    assert_eq!(store.list().await.unwrap().len(), 20);
+    // Followers are told, so an instance that loaded before the move loads
+    // the moved records.
+    let KeyChange::Changed(ids) = changes.next(Duration::from_millis(100)).await.unwrap() else {
+        panic!("nothing was lost")
+    };
+    assert_eq!(ids.len(), 20);
+    // The old places are gone, and a second run moves nothing.
+    let old: Vec<String> = redis::cmd("KEYS")
+        .arg("{lumyx:keys}:record:*")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(old, Vec::<String>::new());
+    assert_eq!(store.migrate_single_slot_layout().await.unwrap(), 0);
+
+    // A record written to both places (a move cut short after its copy)
+    // keeps the copy, which may have been written since.
+    let both = ApiKey::generate().unwrap();
+    store.insert(record(&both, "new", at(0))).await.unwrap();
+    write_single_slot_record(&mut raw, &record(&both, "stale", at(0))).await;
+    assert_eq!(store.migrate_single_slot_layout().await.unwrap(), 0);
+    let found = store.find_by_id(&both.id()).await.unwrap().unwrap();
+    assert_eq!(found.name, "new");
+}
+
+#[tokio::test]
+async fn an_insert_whose_second_step_failed_is_completed_by_its_retry() {
+    let Some(server) = RedisServer::start_or_skip("insert_completed_by_retry") else {
+        return;
+    };
+    let store = store_on(&server).await;
+    let key = ApiKey::generate().unwrap();
+    let first = record(&key, "half", at(0));
+    // The first step alone: the record written, not indexed, not logged.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    write_single_slot_record(&mut raw, &first).await;
+    let _: () = redis::pipe()
+        .rename(
+            format!("{{lumyx:keys}}:record:{}", key.digest().to_hex()),
+            store.record_key(&key.id()),
+        )
+        .ignore()
+        .del("{lumyx:keys}:index")
+        .ignore()
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(store.list().await.unwrap(), Vec::new());
+    let mut changes = store.changes().await.unwrap();
+
+    store.insert(first.clone()).await.unwrap();
+    assert_eq!(store.list().await.unwrap().len(), 1);
+    assert_eq!(
+        changes.next(Duration::from_millis(100)).await.unwrap(),
+        KeyChange::Changed(vec![key.id()])
+    );
+    // Once complete, the same insert is a duplicate again.
+    assert!(matches!(store.insert(first).await, Err(Error::Duplicate(id)) if id == key.id()));
 }

@@ -176,6 +176,16 @@ impl Server {
                     .connect()
                     .await
                     .map_err(StartError::Keys)?;
+                let moved = store
+                    .migrate_single_slot_layout()
+                    .await
+                    .map_err(StartError::Keys)?;
+                if moved > 0 {
+                    tracing::info!(
+                        moved,
+                        "moved key records from the single-slot Redis layout to their slots"
+                    );
+                }
                 let (keys, following) = Keys::load_following(store)
                     .await
                     .map_err(StartError::Keys)?;

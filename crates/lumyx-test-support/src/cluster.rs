@@ -128,6 +128,36 @@ impl RedisCluster {
             .unwrap_or_else(|| panic!("no live master serves the slot of {key}"))
     }
 
+    /// The index of a replica of the master of `key`'s slot.
+    ///
+    /// # Panics
+    /// When no live node answers or the master has no replica.
+    pub fn replica_of(&self, key: &str) -> usize {
+        let master = self.master_of(key);
+        let master_port = self.nodes[master].port();
+        let nodes = self
+            .ask_any_live_node(&["CLUSTER", "NODES"])
+            .expect("a live node answers");
+        let master_id = nodes
+            .lines()
+            .find(|line| line.split(' ').nth(1).and_then(port_of) == Some(master_port))
+            .and_then(|line| line.split(' ').next())
+            .expect("the master is listed");
+        let port = nodes
+            .lines()
+            .find_map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                (fields.get(3) == Some(&master_id))
+                    .then(|| port_of(fields.get(1)?))
+                    .flatten()
+            })
+            .unwrap_or_else(|| panic!("the master of {key} has no replica:\n{nodes}"));
+        self.nodes
+            .iter()
+            .position(|node| node.port() == port)
+            .expect("the replica is a node of this cluster")
+    }
+
     /// The live master of `key`'s slot, if a live node answers and names one
     /// that runs.
     fn live_master_of(&self, key: &str) -> Option<usize> {
@@ -205,8 +235,11 @@ impl RedisCluster {
     fn every_replica_in_sync(&self) -> bool {
         self.nodes.iter().all(|node| {
             command(node.port(), &["INFO", "replication"]).is_ok_and(|info| {
-                info.contains("role:master") && info.contains("connected_slaves:1")
+                info.contains("role:master")
+                    && info.contains("connected_slaves:1")
+                    && info.contains("state=online")
                     || info.contains("master_link_status:up")
+                        && info.contains("master_sync_in_progress:0")
             })
         })
     }

@@ -148,6 +148,34 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the process (`SIGSTOP`), as a stalled host would: it keeps
+    /// its connections but answers nothing, and a replica acknowledges no
+    /// replication, until [`RedisServer::resume`].
+    ///
+    /// # Panics
+    /// When the server is not running or `kill` fails.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a process frozen by [`RedisServer::pause`] run again (`SIGCONT`).
+    ///
+    /// # Panics
+    /// As [`RedisServer::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the server runs");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Starts the server again on the same port (stopping it first if it runs)
     /// and waits until it accepts connections.
     pub fn restart(&mut self) -> io::Result<()> {
