@@ -277,12 +277,12 @@ mod tests {
         use std::time::{Duration, Instant};
 
         use lumyx_test_support::RedisServer;
-        use redis::aio::ConnectionManager;
+        use crate::RedisConnection;
 
         use super::*;
         use crate::RedisConnector;
 
-        fn connect(server: &RedisServer) -> ConnectionManager {
+        fn connect(server: &RedisServer) -> RedisConnection {
             RedisConnector::new(server.url().parse().unwrap())
                 .timeout(Duration::from_secs(5))
                 .connect_lazy()
@@ -290,7 +290,7 @@ mod tests {
         }
 
         /// The errors of a plain write and of a script's write.
-        async fn refused_writes(connection: &mut ConnectionManager) -> [RedisError; 2] {
+        async fn refused_writes(connection: &mut RedisConnection) -> [RedisError; 2] {
             let plain = redis::cmd("SET")
                 .arg("k")
                 .arg("v")
