@@ -276,8 +276,8 @@ mod tests {
         use std::path::PathBuf;
         use std::time::{Duration, Instant};
 
-        use lumyx_test_support::RedisServer;
         use crate::RedisConnection;
+        use lumyx_test_support::RedisServer;
 
         use super::*;
         use crate::RedisConnector;

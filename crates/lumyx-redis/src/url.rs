@@ -291,7 +291,7 @@ mod tests {
         );
         assert_eq!(
             url.to_string(),
-            "redis://:***@127.0.0.1:7000/,redis://:***@127.0.0.1:7001/,redis://:***@127.0.0.1:7002/"
+            "redis://:***@127.0.0.1:7000,redis://:***@127.0.0.1:7001,redis://:***@127.0.0.1:7002"
         );
         assert!(!format!("{url:?}").contains("secret"));
         assert!(
