@@ -1,20 +1,23 @@
 //! The contract of a conversation store, run against every store, and what
-//! only Redis adds (sharing between instances, outages, timeouts and data
+//! only Redis adds (sharing between instances, a Redis Cluster, what a
+//! failure between the steps of a call leaves, outages, timeouts and data
 //! it cannot read) or only SQLite adds (a file that outlives its store,
 //! migrations, and data it cannot read).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lumyx_api_types::{
     Conversation, ConversationMessage, ListOrder, ListPage, ListParams, Metadata, Role,
 };
+use lumyx_redis::{RedisConnection, RedisConnector};
 use lumyx_server::{
     ConversationStore, MAX_CONVERSATION_BYTES, MAX_MESSAGES_PER_CONVERSATION, MemoryConversations,
     RedisConversations, SqliteConversations, StoreError,
 };
-use lumyx_test_support::RedisServer;
+use lumyx_test_support::{RedisCluster, RedisServer};
+use sha2::{Digest, Sha256};
 
 /// The owners of the contract; the first has characters a Redis key or a
 /// hash tag would trip on.
@@ -1176,6 +1179,472 @@ async fn redis_instances_share_conversations() {
     assert!(two.delete(OWNER, id).await.unwrap());
     assert_eq!(one.get(OWNER, id).await.unwrap(), None);
     assert!(!one.delete(OWNER, id).await.unwrap());
+}
+
+/// Sends one command over `connection` and answers its reply.
+async fn raw<T: redis::FromRedisValue>(
+    connection: &mut RedisConnection,
+    command: &redis::Cmd,
+) -> T {
+    command.query_async(connection).await.unwrap()
+}
+
+/// A connection of its own to the Redis server or cluster at `url`, to
+/// read and write the store's keys behind its back.
+fn raw_connection(url: &str) -> RedisConnection {
+    RedisConnector::new(url.parse().unwrap())
+        .connect_lazy()
+        .unwrap()
+}
+
+/// The key of `owner`'s set of conversations: named by the SHA-256 of the
+/// owner, in hex.
+fn owner_key(namespace: &str, owner: &str) -> String {
+    format!(
+        "{namespace}:o:{}",
+        hex::encode(Sha256::digest(owner.as_bytes()))
+    )
+}
+
+/// The keys of conversation `id`: the conversation, its messages, its
+/// message index.
+fn conversation_keys(namespace: &str, id: &str) -> [String; 3] {
+    ["c", "m", "i"].map(|kind| format!("{namespace}:{kind}:{{{id}}}"))
+}
+
+/// Every conversation of `owner`, in `order`, page by page of `limit`,
+/// each page after the last one's `last_id` until `has_more` is false.
+async fn list_all(
+    store: &dyn ConversationStore,
+    owner: &str,
+    limit: u32,
+    order: ListOrder,
+) -> Vec<Conversation> {
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list(owner, &params(limit, Some(order.clone()), after.as_deref()))
+            .await
+            .unwrap();
+        assert!(page.data.len() <= limit as usize);
+        if page.has_more {
+            assert_eq!(
+                page.data.len(),
+                limit as usize,
+                "a page before others is full"
+            );
+        }
+        all.extend(page.data);
+        if !page.has_more {
+            return all;
+        }
+        after = page.last_id;
+    }
+}
+
+/// What a failure between the steps of a create or a delete leaves, written
+/// by hand into `store` (under `namespace`, through `connection`): members
+/// of an owner's set that name no conversation of the owner. Lists skip
+/// them, fill their pages past them, and remove those that can no longer
+/// come to life. And a conversation written by hand as the store has
+/// always written them is read as it is.
+async fn dangling_members(
+    store: &RedisConversations,
+    connection: &mut RedisConnection,
+    namespace: &str,
+) {
+    let set = owner_key(namespace, LISTER);
+    let mut created = Vec::new();
+    for n in 0..6 {
+        let meta = metadata(&[("n", &n.to_string())]);
+        created.push(store.create(LISTER, Some(meta), Vec::new()).await.unwrap());
+    }
+    let mut members = Vec::new();
+    for conversation in &created {
+        let [key, ..] = conversation_keys(namespace, &conversation.id);
+        let member: String = raw(connection, redis::cmd("HGET").arg(key).arg("sort_key")).await;
+        assert_eq!(&member[20..], format!(":{}", conversation.id));
+        members.push(member);
+    }
+    let score = |conversation: &Conversation| conversation.created_at;
+    // A delete whose ZREM failed (or a create between its ZADD and its
+    // script): the conversation's keys are gone, its member is young.
+    for gone in [&created[1], &created[3]] {
+        let () = raw(
+            connection,
+            redis::cmd("DEL").arg(&conversation_keys(namespace, &gone.id)),
+        )
+        .await;
+    }
+    // A create that drew an id another owner's conversation has, and whose
+    // member could not be removed: it sits among the owner's.
+    let theirs = store
+        .create(OTHER, None, text(&[(Role::User, "theirs")]))
+        .await
+        .unwrap();
+    let theirs_history = store.history(OTHER, &theirs.id, ALL).await.unwrap();
+    let taken = format!("{}:{}", &members[2][..20], theirs.id);
+    // A create that failed between its steps two hours ago, and one that
+    // failed a moment ago (or is between them now).
+    let old = format!("{:020}:conv_{}", 1, "0".repeat(24));
+    let young = format!("{}:conv_{}", &members[4][..20], "f".repeat(24));
+    let () = raw(
+        connection,
+        redis::cmd("ZADD")
+            .arg(&set)
+            .arg(score(&created[2]))
+            .arg(&taken)
+            .arg(now() - 7200)
+            .arg(&old)
+            .arg(score(&created[4]))
+            .arg(&young),
+    )
+    .await;
+
+    let live: Vec<Conversation> = [0, 2, 4, 5].map(|n| created[n].clone()).to_vec();
+    let newest_first: Vec<Conversation> = live.iter().rev().cloned().collect();
+    // Pages are full past every dangling member, and `has_more` says
+    // whether a live one follows: after the oldest live one lies only the
+    // old dangling member.
+    let page = store
+        .list(
+            LISTER,
+            &params(2, Some(ListOrder::Desc), Some(&created[4].id)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (page.data, page.has_more),
+        (newest_first[2..].to_vec(), false)
+    );
+    let page = store
+        .list(LISTER, &params(2, Some(ListOrder::Asc), None))
+        .await
+        .unwrap();
+    assert_eq!((page.data, page.has_more), (live[..2].to_vec(), true));
+    let page = store
+        .list(
+            LISTER,
+            &params(2, Some(ListOrder::Asc), Some(&created[2].id)),
+        )
+        .await
+        .unwrap();
+    assert_eq!((page.data, page.has_more), (live[2..].to_vec(), false));
+    for limit in 1..=5 {
+        assert_eq!(
+            list_all(store, LISTER, limit, ListOrder::Desc).await,
+            newest_first
+        );
+        assert_eq!(list_all(store, LISTER, limit, ListOrder::Asc).await, live);
+    }
+    assert_eq!(
+        store
+            .list(LISTER, &ListParams::default())
+            .await
+            .unwrap()
+            .data,
+        newest_first
+    );
+    // A conversation that is gone is no cursor.
+    unknown_cursor(
+        store
+            .list(LISTER, &params(2, None, Some(&created[1].id)))
+            .await,
+    );
+    // The other owner's conversation is theirs alone, and as it was.
+    assert_eq!(store.get(LISTER, &theirs.id).await.unwrap(), None);
+    assert_eq!(
+        store.get(OTHER, &theirs.id).await.unwrap(),
+        Some(theirs.clone())
+    );
+    assert_eq!(
+        store.history(OTHER, &theirs.id, ALL).await.unwrap(),
+        theirs_history
+    );
+    assert_eq!(
+        conversation_ids(&store.list(OTHER, &ListParams::default()).await.unwrap()),
+        vec![theirs.id.clone()]
+    );
+
+    // The lists removed the member of another owner's conversation and the
+    // old one; they kept the young ones, which a create between its steps
+    // may yet bring to life.
+    let left: BTreeSet<String> =
+        raw(connection, redis::cmd("ZRANGE").arg(&set).arg(0).arg(-1)).await;
+    let mut want: BTreeSet<String> = members.iter().cloned().collect();
+    want.insert(young.clone());
+    assert_eq!(left, want);
+    // Once they are old, a list removes them too.
+    let () = raw(
+        connection,
+        redis::cmd("ZADD")
+            .arg(&set)
+            .arg("XX")
+            .arg(now() - 7200)
+            .arg(&members[1])
+            .arg(now() - 7200)
+            .arg(&members[3])
+            .arg(now() - 7200)
+            .arg(&young),
+    )
+    .await;
+    assert_eq!(
+        store
+            .list(LISTER, &ListParams::default())
+            .await
+            .unwrap()
+            .data,
+        newest_first
+    );
+    let left: BTreeSet<String> =
+        raw(connection, redis::cmd("ZRANGE").arg(&set).arg(0).arg(-1)).await;
+    let want: BTreeSet<String> = [0, 2, 4, 5].map(|n| members[n].clone()).into();
+    assert_eq!(left, want);
+
+    // A conversation as the store has always written it, here without the
+    // count of bytes (which older versions did not keep), by hand.
+    let id = "conv_0123456789abcdef01234567";
+    let member = format!("{:020}:{id}", 3);
+    let message = ConversationMessage::new(
+        "msg_0123456789abcdef01234567",
+        50,
+        Role::User,
+        "old".to_owned(),
+    );
+    let [conversation_key, messages_key, index_key] = conversation_keys(namespace, id);
+    let () = raw(
+        connection,
+        redis::cmd("HSET")
+            .arg(&conversation_key)
+            .arg("owner")
+            .arg(hex::encode(Sha256::digest(OWNER.as_bytes())))
+            .arg("created_at")
+            .arg(50)
+            .arg("metadata")
+            .arg(r#"{"k":"v"}"#)
+            .arg("sort_key")
+            .arg(&member),
+    )
+    .await;
+    let () = raw(
+        connection,
+        redis::cmd("RPUSH")
+            .arg(&messages_key)
+            .arg(serde_json::to_string(&message).unwrap()),
+    )
+    .await;
+    let () = raw(
+        connection,
+        redis::cmd("HSET").arg(&index_key).arg(&message.id).arg(0),
+    )
+    .await;
+    let () = raw(
+        connection,
+        redis::cmd("ZADD")
+            .arg(owner_key(namespace, OWNER))
+            .arg(50)
+            .arg(&member),
+    )
+    .await;
+    let old_conversation = Conversation::new(id, 50, Some(metadata(&[("k", "v")])));
+    let newer = store.create(OWNER, None, Vec::new()).await.unwrap();
+    assert_eq!(
+        store.get(OWNER, id).await.unwrap(),
+        Some(old_conversation.clone())
+    );
+    assert_eq!(store.get(OTHER, id).await.unwrap(), None);
+    assert_eq!(
+        list_all(store, OWNER, 1, ListOrder::Asc).await,
+        vec![old_conversation.clone(), newer.clone()]
+    );
+    let page = store
+        .list(OWNER, &params(5, Some(ListOrder::Desc), Some(&newer.id)))
+        .await
+        .unwrap();
+    assert_eq!(page.data, vec![old_conversation]);
+    let mut history = vec![message];
+    history.extend(
+        store
+            .append(OWNER, id, text(&[(Role::Assistant, "new")]))
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(store.history(OWNER, id, ALL).await.unwrap(), Some(history));
+    assert!(store.delete(OWNER, id).await.unwrap());
+    let left: Vec<String> = raw(
+        connection,
+        redis::cmd("ZRANGE")
+            .arg(owner_key(namespace, OWNER))
+            .arg(0)
+            .arg(-1),
+    )
+    .await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        conversation_ids(&store.list(OWNER, &ListParams::default()).await.unwrap()),
+        vec![newer.id]
+    );
+}
+
+#[tokio::test]
+async fn redis_lists_skip_and_remove_dangling_members() {
+    let Some(server) = RedisServer::start_or_skip("redis_lists_skip_dangling_members") else {
+        return;
+    };
+    let store = redis_store(&server)
+        .namespace("dangling")
+        .connect()
+        .await
+        .unwrap();
+    dangling_members(&store, &mut raw_connection(&server.url()), "dangling").await;
+}
+
+fn cluster_store(cluster: &RedisCluster) -> lumyx_server::RedisConversationsBuilder {
+    let url: lumyx_redis::RedisUrl = cluster.urls().parse().unwrap();
+    assert!(url.is_cluster());
+    RedisConversations::builder(url)
+}
+
+#[tokio::test]
+async fn redis_cluster_keeps_the_contract() {
+    let Some(cluster) = RedisCluster::start_or_skip("redis_cluster_keeps_the_contract") else {
+        return;
+    };
+    let store = cluster_store(&cluster).connect().await.unwrap();
+    contract(&store).await;
+    let store = cluster_store(&cluster)
+        .namespace("dangling")
+        .connect()
+        .await
+        .unwrap();
+    dangling_members(&store, &mut raw_connection(&cluster.urls()), "dangling").await;
+}
+
+/// Whether the node `node` of `cluster` holds `key` itself (a node asked
+/// for a key of a slot it does not serve answers `MOVED`, an error).
+async fn node_holds(cluster: &RedisCluster, node: usize, key: &str) -> bool {
+    let client = redis::Client::open(cluster.nodes()[node].url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query_async::<bool>(&mut connection)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn redis_cluster_spreads_conversations_over_every_master() {
+    let Some(cluster) = RedisCluster::start_or_skip("redis_cluster_spreads_conversations") else {
+        return;
+    };
+    let store = cluster_store(&cluster).connect().await.unwrap();
+    let namespace = RedisConversations::DEFAULT_NAMESPACE;
+    let owners = [OWNER, OTHER, LISTER];
+    // Created in turns, so that each owner's conversations are not
+    // consecutive in the creation sequence.
+    let mut created: BTreeMap<&str, Vec<Conversation>> = BTreeMap::new();
+    for n in 0..15 {
+        for owner in owners {
+            let meta = metadata(&[("n", &n.to_string())]);
+            let conversation = store
+                .create(owner, Some(meta), text(&[(Role::User, "Hello")]))
+                .await
+                .unwrap();
+            created.entry(owner).or_default().push(conversation);
+        }
+    }
+
+    // Each conversation's keys are on the master of its slot; the
+    // conversations are on every master, and each owner's on more than the
+    // master of its set.
+    let mut masters = BTreeSet::new();
+    for owner in owners {
+        let set = owner_key(namespace, owner);
+        let set_master = cluster.master_of(&set);
+        assert!(node_holds(&cluster, set_master, &set).await);
+        let mut owner_masters = BTreeSet::new();
+        for conversation in &created[owner] {
+            let keys = conversation_keys(namespace, &conversation.id);
+            let master = cluster.master_of(&keys[0]);
+            for key in &keys {
+                assert_eq!(cluster.master_of(key), master, "{key}");
+                assert!(node_holds(&cluster, master, key).await, "{key}");
+            }
+            owner_masters.insert(master);
+        }
+        assert!(
+            owner_masters.iter().any(|master| *master != set_master),
+            "15 conversations of {owner} all on the master of its set"
+        );
+        masters.extend(owner_masters);
+    }
+    assert_eq!(masters.len(), 3, "45 conversations land on every master");
+
+    // Each owner lists its own, whole and page by page, both ways.
+    for owner in owners {
+        let oldest_first = &created[owner];
+        let newest_first: Vec<Conversation> = oldest_first.iter().rev().cloned().collect();
+        assert_eq!(
+            store
+                .list(owner, &params(100, None, None))
+                .await
+                .unwrap()
+                .data,
+            newest_first
+        );
+        for limit in [1, 4, 15] {
+            assert_eq!(
+                list_all(&store, owner, limit, ListOrder::Desc).await,
+                newest_first
+            );
+            assert_eq!(
+                &list_all(&store, owner, limit, ListOrder::Asc).await,
+                oldest_first
+            );
+        }
+    }
+
+    // Every third is deleted, by its owner only; its keys leave its master.
+    for owner in owners {
+        for conversation in created[owner].iter().step_by(3) {
+            for other in owners.iter().filter(|other| **other != owner) {
+                assert!(!store.delete(other, &conversation.id).await.unwrap());
+            }
+            assert!(store.delete(owner, &conversation.id).await.unwrap());
+            let keys = conversation_keys(namespace, &conversation.id);
+            let master = cluster.master_of(&keys[0]);
+            for key in &keys {
+                assert!(!node_holds(&cluster, master, key).await, "{key}");
+            }
+        }
+    }
+    let mut connection = raw_connection(&cluster.urls());
+    for owner in owners {
+        let left: Vec<Conversation> = created[owner]
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| n % 3 != 0)
+            .map(|(_, conversation)| conversation.clone())
+            .collect();
+        assert_eq!(list_all(&store, owner, 4, ListOrder::Asc).await, left);
+        let newest_first: Vec<Conversation> = left.iter().rev().cloned().collect();
+        assert_eq!(
+            store
+                .list(owner, &params(100, None, None))
+                .await
+                .unwrap()
+                .data,
+            newest_first
+        );
+        let members: usize = raw(
+            &mut connection,
+            redis::cmd("ZCARD").arg(owner_key(namespace, owner)),
+        )
+        .await;
+        assert_eq!(members, left.len(), "the deletes removed their members");
+    }
 }
 
 /// Calls until one answers, for at most 10 s: the connection is remade in
