@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use lumyx_redis::{
-    FailureClass, RedisConnection, RedisConnector, RedisFailure, RedisUrl, Report, retry_if_refused,
+    CLUSTER_SLOTS, FailureClass, RedisConnection, RedisConnector, RedisFailure, RedisUrl, Report,
+    hash_slot, retry_if_refused,
 };
 
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
@@ -97,6 +98,7 @@ impl RedisLimiterBuilder {
             what: "the Redis connection settings",
             source: Box::new(err),
         })?;
+        let manager_is_cluster = manager.is_cluster();
         let local_clock: Arc<dyn Clock> = match &self.clock {
             Some(clock) => Arc::new(clock.clone()),
             None => Arc::new(SystemClock),
@@ -116,7 +118,7 @@ impl RedisLimiterBuilder {
             origin: Instant::now(),
             down_until: AtomicU64::new(0),
             last_failure: Mutex::new(None),
-            redis_clock: RedisClock::default(),
+            redis_clock: RedisClock::new(manager_is_cluster),
             script_loaded: AtomicBool::new(false),
         })
     }
@@ -130,9 +132,17 @@ impl RedisLimiterBuilder {
 ///   Redis's own `TIME`.
 /// * One Redis key per limiter key, `lumyx:rl:{<key>}` (see
 ///   [`RedisLimiter::redis_key`]): a hash of the GCRA arrival time, the UTC
-///   day and that day's count, expiring a minute after the next UTC midnight.
-///   The script touches only that key, passed in `KEYS`, so it runs in a
-///   cluster.
+///   day and that day's count, expiring a minute after the next UTC midnight;
+///   and with [`RedisLimiter::check_counted`] its usage,
+///   `lumyx:rl:{<key>}:u`. The script touches only these, passed in `KEYS`,
+///   and their hash tag `{<key>}` puts them in one cluster slot.
+/// * On a Redis Cluster (a URL listing its nodes, comma-separated) each
+///   decision is one call to the master of its key's slot. While a master
+///   fails over, decisions follow the [`OutagePolicy`] and go back to Redis
+///   by themselves once its replica is promoted, from the state the replica
+///   holds. The limiter does not wait for replicas to confirm its writes, so
+///   the counts a master took in its last moments (its replication lag) can
+///   be lost with it, and a key admitted that many requests more, once.
 /// * When Redis is unreachable, or answers that it cannot serve now
 ///   (`LOADING`, `READONLY`, `MASTERDOWN`, `OOM`, `BUSY`, `TRYAGAIN`,
 ///   `CLUSTERDOWN`), a decision returns within the
@@ -148,20 +158,28 @@ impl RedisLimiterBuilder {
 /// * A decision that timed out is not made later: each call carries a
 ///   deadline in Redis's clock (estimated from the `TIME` of earlier replies
 ///   plus the local monotonic time since, so the hosts' clock skew does not
-///   matter), and the script changes nothing when it runs past it, so a call
-///   Redis held (paused, busy, slow to read it) does not also count a
-///   request the outage policy decided. A call that ran in time but whose
+///   matter; on a cluster the clock of the master of the key's slot), and
+///   the script changes nothing when it runs past it, so a call Redis held
+///   (paused, busy, slow to read it) does not also count a request the
+///   outage policy decided. A call that ran in time but whose
 ///   reply came too late has counted in Redis, and the outage policy decides
 ///   the request too. A limiter's first call, before any reply told Redis's
 ///   clock, carries no deadline.
 /// * One round trip per decision, the first included: the script is sent by
 ///   its hash (`EVALSHA`) once Redis has it, and by its text (`EVAL`) on the
-///   first call and after Redis lost it, which loads it in the same trip.
-/// * A failed call is re-sent only when the connection was refused (so
-///   nothing was sent). Any other failure is not: when a connection drops,
-///   Redis may have run the script before its reply was lost, and re-sending
-///   would count the request twice. The connection is remade in the
-///   background.
+///   first call, which loads it in the same trip. A call that finds Redis
+///   without it (after a restart; on a cluster, the first call to each other
+///   master, and to a replica just promoted) takes a second trip: `EVALSHA`
+///   answered `NOSCRIPT`, then `EVAL`.
+/// * To one server, a failed call is re-sent only when the connection was
+///   refused (so nothing was sent). Any other failure is not: when a
+///   connection drops, Redis may have run the script before its reply was
+///   lost, and re-sending would count the request twice. The connection is
+///   remade in the background. A cluster's client also re-sends a call after
+///   its node's connection dropped (see
+///   [`RedisConnector::connect_lazy`](lumyx_redis::RedisConnector::connect_lazy)),
+///   so there a request can be charged twice (never admitted beyond the
+///   limits).
 ///
 /// ```
 /// use lumyx_ratelimit::{Limits, OutagePolicy, RedisLimiter};
@@ -169,7 +187,8 @@ impl RedisLimiterBuilder {
 /// # let Some(server) = lumyx_test_support::RedisServer::start_or_skip("doc") else { return Ok(()) };
 /// # let url = server.url();
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-/// // url = "redis://127.0.0.1:6379/"
+/// // url = "redis://127.0.0.1:6379/", or a cluster's nodes:
+/// // "redis://10.0.0.1:6379/,redis://10.0.0.2:6379/,redis://10.0.0.3:6379/"
 /// let limiter = RedisLimiter::builder(url.parse()?)
 ///     .outage_policy(OutagePolicy::Fallback)
 ///     .connect()
@@ -211,10 +230,22 @@ pub struct RedisLimiter {
 /// reply was read after Redis ran the call: the estimate never runs ahead of
 /// Redis's clock, so a deadline computed from it is never too late. Every
 /// reply refreshes it, which also follows a Redis clock that was reset.
-#[derive(Debug, Default)]
+///
+/// A cluster's masters run on hosts whose clocks disagree, and a call runs on
+/// the master of its key's hash slot, so there the clock is kept per slot:
+/// one estimate for all would follow whichever master answered last, and a
+/// call to a master whose clock is ahead would carry a deadline already past
+/// in its clock and be refused as late, again and again.
+#[derive(Debug)]
 struct RedisClock {
-    /// `redis_time - local_elapsed`, wrapping; 0 while unknown.
-    offset: AtomicU64,
+    /// `redis_time - local_elapsed`, wrapping; 0 while unknown. One for a
+    /// single server; on a cluster one per hash slot (128 KiB).
+    offsets: Box<[AtomicU64]>,
+    /// The highest offset any reply gave: the estimate of a slot no reply has
+    /// come from yet. It is at least the clock of every master that has
+    /// answered, so a deadline from it can be late (for a master whose clock
+    /// is behind) but does not make a timely call to one of them look late.
+    highest: AtomicU64,
 }
 
 /// How far back a reply may put Redis's clock before the estimate follows
@@ -223,26 +254,53 @@ struct RedisClock {
 const CLOCK_STEP_BACK_MICROS: u64 = 1_000_000;
 
 impl RedisClock {
-    /// Takes in the `TIME` of a reply read at local time `local_elapsed`.
-    /// Each reply gives a lower bound of Redis's clock (Redis read it before
-    /// the reply left); the estimate keeps the highest, the tightest, so a
-    /// reply that was read late (the runtime was busy) does not make timely
-    /// calls look late. Only a reply that puts the clock more than
-    /// [`CLOCK_STEP_BACK_MICROS`] back moves the estimate back.
-    fn observe(&self, redis_time: u64, local_elapsed: u64) {
-        let offset = redis_time.wrapping_sub(local_elapsed).max(1);
-        let _ = self
-            .offset
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| {
-                let moved_back = current.saturating_sub(offset) > CLOCK_STEP_BACK_MICROS;
-                (current == 0 || offset > current || moved_back).then_some(offset)
-            });
+    /// The clock of a single server, or of each hash slot of a cluster.
+    fn new(cluster: bool) -> RedisClock {
+        let slots = if cluster {
+            usize::from(CLUSTER_SLOTS)
+        } else {
+            1
+        };
+        RedisClock {
+            offsets: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            highest: AtomicU64::new(0),
+        }
     }
 
-    /// Redis's time at local time `local_elapsed`, if known.
-    fn estimate(&self, local_elapsed: u64) -> Option<u64> {
-        match self.offset.load(Ordering::Relaxed) {
-            0 => None,
+    /// Which clock a call on `redis_key` runs by: its hash slot's on a
+    /// cluster, the only one otherwise.
+    fn slot_of(&self, redis_key: &str) -> usize {
+        if self.offsets.len() == 1 {
+            0
+        } else {
+            usize::from(hash_slot(redis_key.as_bytes()))
+        }
+    }
+
+    /// Takes in the `TIME` of a reply from `slot` read at local time
+    /// `local_elapsed`. Each reply gives a lower bound of Redis's clock
+    /// (Redis read it before the reply left); the estimate keeps the
+    /// highest, the tightest, so a reply that was read late (the runtime was
+    /// busy) does not make timely calls look late. Only a reply that puts the
+    /// clock more than [`CLOCK_STEP_BACK_MICROS`] back moves the estimate
+    /// back.
+    fn observe(&self, slot: usize, redis_time: u64, local_elapsed: u64) {
+        let offset = redis_time.wrapping_sub(local_elapsed).max(1);
+        self.highest.fetch_max(offset, Ordering::Relaxed);
+        let _ = self.offsets[slot].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| {
+            let moved_back = current.saturating_sub(offset) > CLOCK_STEP_BACK_MICROS;
+            (current == 0 || offset > current || moved_back).then_some(offset)
+        });
+    }
+
+    /// The time of `slot`'s Redis at local time `local_elapsed`, if known
+    /// (for a slot no reply came from yet, the highest estimate of any).
+    fn estimate(&self, slot: usize, local_elapsed: u64) -> Option<u64> {
+        match self.offsets[slot].load(Ordering::Relaxed) {
+            0 => match self.highest.load(Ordering::Relaxed) {
+                0 => None,
+                highest => Some(local_elapsed.wrapping_add(highest)),
+            },
             offset => Some(local_elapsed.wrapping_add(offset)),
         }
     }
@@ -329,6 +387,8 @@ fn usage_from_fields(today: u32, fields: &[(String, String)]) -> Usage {
 struct Reply {
     decision: Option<Decision>,
     redis_time: u64,
+    /// Whose clock `redis_time` is (see [`RedisClock::slot_of`]).
+    slot: usize,
 }
 
 impl RedisLimiter {
@@ -524,7 +584,7 @@ impl RedisLimiter {
             }
         };
         self.redis_clock
-            .observe(reply.redis_time, self.elapsed_micros());
+            .observe(reply.slot, reply.redis_time, self.elapsed_micros());
         let Some(decision) = reply.decision else {
             // The script ran after this call's deadline (a reply that came
             // just in time from a call that ran just too late): nothing was
@@ -539,9 +599,9 @@ impl RedisLimiter {
         Ok(decision)
     }
 
-    /// One call with its deadline; sent again only when the connection was
-    /// refused (see [`retry_if_refused`]). The first call of a limiter first
-    /// reads Redis's `TIME`, to know its clock.
+    /// One call with its deadline; sent again by this code only when the
+    /// connection was refused (see [`retry_if_refused`]), and by a cluster
+    /// client as its connection says.
     async fn call(
         &self,
         key: &str,
@@ -560,10 +620,14 @@ impl RedisLimiter {
             keys.push(self.usage_key(key));
         }
         // No deadline until a reply has told Redis's clock: only a limiter's
-        // first call (or the first after its start) goes without one.
-        let deadline = self.redis_clock.estimate(started).map_or(0, |started| {
-            started.saturating_add(duration_micros(self.timeout))
-        });
+        // first call goes without one.
+        let slot = self.redis_clock.slot_of(&keys[0]);
+        let deadline = self
+            .redis_clock
+            .estimate(slot, started)
+            .map_or(0, |started| {
+                started.saturating_add(duration_micros(self.timeout))
+            });
         let manual_now = self
             .clock
             .as_ref()
@@ -601,9 +665,11 @@ impl RedisLimiter {
         })
         .await?;
         let (code, debt, count, now, redis_time, since) = reply;
-        Ok(parse_reply(
-            limits, code, debt, count, now, redis_time, since,
-        ))
+        Ok(Reply {
+            decision: parse_reply(limits, code, debt, count, now, since),
+            redis_time: redis_time.max(0) as u64,
+            slot,
+        })
     }
 
     /// After a failed call: an outage (unreachable, or Redis cannot serve
@@ -695,24 +761,18 @@ fn duration_micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// The decision a script reply stands for (see the script's header).
+/// The decision a script reply stands for (see the script's header); `None`
+/// when the script ran too late to decide.
 fn parse_reply(
     limits: Limits,
     code: i64,
     debt: i64,
     count: i64,
     now: i64,
-    redis_time: i64,
     since: i64,
-) -> Reply {
-    let redis_time = redis_time.max(0) as u64;
+) -> Option<Decision> {
     let denied_by = match code {
-        -1 => {
-            return Reply {
-                decision: None,
-                redis_time,
-            };
-        }
+        -1 => return None,
         0 => None,
         1 => Some(DeniedBy::Minute),
         2 => Some(DeniedBy::Day),
@@ -720,15 +780,11 @@ fn parse_reply(
     };
     let (debt, now) = (debt.max(0) as u64, now.max(0) as u64);
     let count = u32::try_from(count).unwrap_or(u32::MAX);
-    let decision = if since >= 0 {
+    Some(if since >= 0 {
         policy::stepped_back(limits, now, since as u64, count)
     } else {
         policy::decision(limits, now, debt, count, denied_by)
-    };
-    Reply {
-        decision: Some(decision),
-        redis_time,
-    }
+    })
 }
 
 #[async_trait]
@@ -753,5 +809,48 @@ impl fmt::Debug for RedisLimiter {
             .field("clock", &self.clock)
             .field("degraded", &self.is_degraded())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_server_has_one_clock() {
+        let clock = RedisClock::new(false);
+        assert_eq!(clock.slot_of("lumyx:rl:{a}"), 0);
+        assert_eq!(clock.slot_of("lumyx:rl:{b}"), 0);
+        assert_eq!(clock.estimate(0, 10), None);
+        clock.observe(0, 5_000_000, 1_000);
+        assert_eq!(clock.estimate(0, 2_000), Some(5_001_000));
+        // A reply read late does not move it back; a step back of Redis's
+        // clock does.
+        clock.observe(0, 5_000_500, 2_000);
+        assert_eq!(clock.estimate(0, 2_000), Some(5_001_000));
+        clock.observe(0, 3_000_000, 3_000);
+        assert_eq!(clock.estimate(0, 4_000), Some(3_001_000));
+    }
+
+    #[test]
+    fn each_slot_of_a_cluster_keeps_its_masters_clock() {
+        let clock = RedisClock::new(true);
+        let ahead = clock.slot_of("lumyx:rl:{key_4e58d9f4757ccfc3}");
+        let behind = clock.slot_of("lumyx:rl:{foo}");
+        let unseen = clock.slot_of("lumyx:rl:{123456789}");
+        assert_ne!(ahead, behind);
+        assert_eq!(clock.estimate(ahead, 0), None);
+        // Two masters whose clocks are 2 s apart answer in turn: neither
+        // moves the other's estimate (one clock for both would jump back
+        // and forth, and put a deadline of the master ahead in its past).
+        for round in 0..3_u64 {
+            let local = round * 1_000;
+            clock.observe(ahead, 12_000_000 + local, local);
+            clock.observe(behind, 10_000_000 + local, local);
+            assert_eq!(clock.estimate(ahead, local), Some(12_000_000 + local));
+            assert_eq!(clock.estimate(behind, local), Some(10_000_000 + local));
+        }
+        // A slot that has not answered yet takes the highest clock.
+        assert_eq!(clock.estimate(unseen, 5_000), Some(12_005_000));
     }
 }
