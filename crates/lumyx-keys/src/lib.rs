@@ -41,7 +41,7 @@ pub use record::{KeyRecord, KeyStatus, Scope, Scopes};
 pub use redact::{REDACT_MIN_PIECE, REDACT_MIN_RUN, redact};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::{KeyChange, KeyChanges, RedisKeyStore, RedisKeyStoreBuilder};
+pub use redis::{KeyChange, KeyChanges, Migration, RedisKeyStore, RedisKeyStoreBuilder};
 pub use scan::{Finding, Findings, MIN_SCAN_BUFFER_LEN, ReaderFindings, SCAN_BUFFER_LEN, Scanner};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]

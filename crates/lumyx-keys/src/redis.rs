@@ -34,14 +34,19 @@
 //! written: a retry of the call completes it (an update or a revocation
 //! writes the record again, the same way, and logs the change; an insert of
 //! the same record finds it unindexed and indexes it), and until then other
-//! instances' copies miss the write; a listing does not show an insert.
+//! instances' copies miss the write and a listing does not show an insert.
 //!
 //! With [`RedisKeyStoreBuilder::replicas_to_confirm`] (1 by default on a
-//! cluster), each step then waits (`WAIT`) until that many replicas hold
-//! it, and answers an error (`NOREPLICAS`) when they do not within half the
-//! timeout: a write the API confirmed survives the failover of its master,
-//! so a created key is not lost and a revoked key is not revived. Reads do
-//! not wait for anything.
+//! cluster), each step goes in one pipeline with a `WAIT` for that many
+//! replicas, within half the timeout, so a write the API answered as made
+//! survives the failover of its master: a created key is not lost and a
+//! revoked key is not revived. When the replicas do not confirm a step, the
+//! master has it all the same: the second step still runs (every instance
+//! obeys the write), then the call answers an error (`NOREPLICAS`, Redis
+//! cannot serve now), since a failover could still lose it. A master with
+//! no replica left (after a failover, until the failed node rejoins) thus
+//! answers every write of its slots with that error, although it makes
+//! them. Reads wait for nothing.
 //!
 //! # Followers
 //! A follower of the log ([`KeyChanges`]) remembers the stream id and the
@@ -80,7 +85,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::future::try_join_all;
 use lumyx_redis::{RedisConnection, RedisConnector, RedisFailure, RedisUrl, retry_if_refused};
-use redis::{AsyncCommands, FromRedisValue, RedisResult, Script, ScriptInvocation};
+use redis::{AsyncCommands, Cmd, FromRedisValue, RedisResult};
 
 use crate::stored::{NANOS, SECONDS, corrupt, stored_time};
 use crate::{Error, KeyDigest, KeyId, KeyRecord, KeyStore, Limits, Scope, Scopes};
@@ -94,13 +99,29 @@ const BEFORE_FIRST_ENTRY: &str = "0-0";
 /// the multiplexed connection.
 const RECORDS_PER_BATCH: usize = 512;
 
+/// A Lua function that the record scripts share: rewrites a record's `id`
+/// with itself. It changes nothing, but it is a write, so Redis replicates
+/// it after every earlier write of the record's master: a script sent again
+/// after a dropped connection, which finds its first send's work done and
+/// would write nothing, still gives the `WAIT` after it something to count
+/// (see `RedisConnection::query_confirmed`).
+const TOUCH: &str = r"
+local function touch(record)
+  local id = redis.call('HGET', record, 'id')
+  if id then redis.call('HSET', record, 'id', id) end
+end
+";
+
 /// Writes a new record unless one is stored under its id. KEYS: record.
 /// ARGV: digest hex, then field/value pairs. Answers 1 when written, 2 when
 /// the same record (the same digest) is stored already, 0 when another is.
 const INSERT_RECORD: &str = r"
 local stored = redis.call('HGET', KEYS[1], 'digest')
 if stored then
-  if stored == ARGV[1] then return 2 end
+  if stored == ARGV[1] then
+    touch(KEYS[1])
+    return 2
+  end
   return 0
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
@@ -172,14 +193,35 @@ return 1";
 const REVOKE_RECORD: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 revoke_unless_earlier(KEYS[1], ARGV[1], ARGV[2])
+touch(KEYS[1])
 return redis.call('HGETALL', KEYS[1])";
 
-/// Copies a record of the single-slot layout to its new place unless a
-/// record is there already. KEYS: new record. ARGV: field/value pairs.
-/// Answers 1 when copied.
+/// Copies a record of the single-slot layout to its new place; when a
+/// record is there already (copied by an earlier run, or written since),
+/// keeps it and takes only the old record's revocation when it is earlier,
+/// so that a key revoked in the old place (by an instance of the older
+/// version) stays revoked. KEYS: new record. ARGV: the old revocation's
+/// seconds and nanoseconds (empty when none), then the old field/value
+/// pairs. Answers 1 when copied.
 const MOVE_RECORD: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if ARGV[1] ~= '' then revoke_unless_earlier(KEYS[1], ARGV[1], ARGV[2]) end
+  touch(KEYS[1])
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+return 1";
+
+/// Deletes a record of the single-slot layout if it still holds what was
+/// copied. KEYS: old record. ARGV: the field/value pairs copied. Answers 1
+/// when deleted, 0 when it changed (it is then copied again).
+const DELETE_IF_UNCHANGED: &str = r"
+local stored = redis.call('HGETALL', KEYS[1])
+if #stored ~= #ARGV then return 0 end
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then return 0 end
+end
+redis.call('DEL', KEYS[1])
 return 1";
 
 /// Configures a [`RedisKeyStore`]; made by [`RedisKeyStore::builder`].
@@ -271,25 +313,40 @@ impl RedisKeyStoreBuilder {
             replicas_to_confirm: self.replicas_to_confirm,
             namespace,
             scripts: Arc::new(Scripts {
-                insert_record: Script::new(INSERT_RECORD),
-                index_insert: Script::new(&[APPEND_CHANGE, INDEX_INSERT].concat()),
-                log_change: Script::new(&[APPEND_CHANGE, LOG_CHANGE].concat()),
-                update_record: Script::new(&[REVOKE_UNLESS_EARLIER, UPDATE_RECORD].concat()),
-                revoke_record: Script::new(&[REVOKE_UNLESS_EARLIER, REVOKE_RECORD].concat()),
-                move_record: Script::new(MOVE_RECORD),
+                insert_record: [TOUCH, INSERT_RECORD].concat(),
+                index_insert: [APPEND_CHANGE, INDEX_INSERT].concat(),
+                log_change: [APPEND_CHANGE, LOG_CHANGE].concat(),
+                update_record: [REVOKE_UNLESS_EARLIER, UPDATE_RECORD].concat(),
+                revoke_record: [TOUCH, REVOKE_UNLESS_EARLIER, REVOKE_RECORD].concat(),
+                move_record: [TOUCH, REVOKE_UNLESS_EARLIER, MOVE_RECORD].concat(),
+                delete_if_unchanged: DELETE_IF_UNCHANGED.to_owned(),
             }),
         })
     }
 }
 
-/// The store's scripts, loaded once per process and shared by clones.
+/// The text of the store's write scripts, shared by clones.
 struct Scripts {
-    insert_record: Script,
-    index_insert: Script,
-    log_change: Script,
-    update_record: Script,
-    revoke_record: Script,
-    move_record: Script,
+    insert_record: String,
+    index_insert: String,
+    log_change: String,
+    update_record: String,
+    revoke_record: String,
+    move_record: String,
+    delete_if_unchanged: String,
+}
+
+/// What [`RedisKeyStore::migrate_single_slot_layout`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Migration {
+    /// How many records it copied to their new place.
+    pub moved: usize,
+    /// The ids (as the index names them) of old records it left in their
+    /// old place: records that cannot be read (a corrupt field), or that
+    /// changed on every attempt (an instance of the older version still
+    /// writes them). Those keys are not found until they are moved.
+    pub left_in_place: Vec<String>,
 }
 
 /// A key store in Redis; see the module docs for the layout.
@@ -383,10 +440,12 @@ impl RedisKeyStore {
     /// The default of [`RedisKeyStoreBuilder::namespace`].
     pub const DEFAULT_NAMESPACE: &'static str = "lumyx:keys";
 
-    /// The default of [`RedisKeyStoreBuilder::timeout`]: 1 s. It is longer
+    /// The default of [`RedisKeyStoreBuilder::timeout`]: 2 s. It is longer
     /// than the rate limiter's 250 ms because a limiter can decide locally
-    /// while Redis is slow, and a key lookup has nowhere else to go.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+    /// while Redis is slow, and a key lookup has nowhere else to go; and a
+    /// write confirmed by replicas waits up to half of it for them, which a
+    /// busy replica can take.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
     /// The default of [`RedisKeyStoreBuilder::change_log_len`]: 10 000
     /// changes.
@@ -426,76 +485,75 @@ impl RedisKeyStore {
         format!("{{{}}}:record:{digest_hex}", self.namespace)
     }
 
-    /// Runs a script of one slot on the shared connection (see [`send`]).
-    async fn invoke<T: FromRedisValue>(
-        &self,
-        invocation: &ScriptInvocation<'_>,
-    ) -> Result<T, Error> {
-        send(&self.connection, |mut connection| async move {
-            invocation.invoke_async(&mut connection).await
-        })
-        .await
+    /// `EVAL` of a write script on `keys`, to which the caller adds the
+    /// arguments. Writes send the script's text rather than its hash
+    /// (`EVALSHA`), so that a write and its `WAIT` go in one pipeline (see
+    /// [`RedisKeyStore::write`]); writes are management calls, rare next to
+    /// requests.
+    fn eval(script: &str, keys: &[&str]) -> Cmd {
+        let mut command = redis::cmd("EVAL");
+        command.arg(script).arg(keys.len()).arg(keys);
+        command
     }
 
-    /// Waits until [`RedisKeyStoreBuilder::replicas_to_confirm`] replicas
-    /// hold the writes made to `key`'s master, within half the timeout.
-    async fn confirm(&self, key: &str) -> Result<(), Error> {
+    /// `EVAL` of a script that logs (see [`APPEND_CHANGE`]): the change log
+    /// and its counter as the first keys, then `more_keys`; the changed id
+    /// and the log's length as the first arguments.
+    fn eval_logging(&self, script: &str, id: &KeyId, more_keys: &[&str]) -> Cmd {
+        let mut keys = vec![self.changes_key.as_str(), &self.counter_key];
+        keys.extend_from_slice(more_keys);
+        let mut command = RedisKeyStore::eval(script, &keys);
+        command.arg(id.to_string()).arg(self.change_log_len);
+        command
+    }
+
+    /// Runs a write script of one slot on the shared connection (see
+    /// [`send`]) and, when [`RedisKeyStoreBuilder::replicas_to_confirm`]
+    /// asks for it, waits in the same pipeline until that many replicas
+    /// hold it, within half the timeout. Answers the script's reply, and
+    /// whether the replicas hold the write: `Err` (`NOREPLICAS`) when they
+    /// do not, although the master made it, so that the caller still takes
+    /// its next step before it answers the error.
+    async fn write<T: FromRedisValue>(
+        &self,
+        command: &Cmd,
+    ) -> Result<(T, Result<(), Error>), Error> {
         let wanted = self.replicas_to_confirm;
         if wanted == 0 {
-            return Ok(());
+            let answer = send(&self.connection, |mut connection| async move {
+                command.query_async(&mut connection).await
+            })
+            .await?;
+            return Ok((answer, Ok(())));
         }
         let within = self.connector.timeout_value() / 2;
-        let acked = send(&self.connection, |mut connection| async move {
-            connection.wait_for_replicas(key, wanted, within).await
+        let (answer, acked) = send(&self.connection, |mut connection| async move {
+            connection.query_confirmed(command, wanted, within).await
         })
         .await?;
         if acked >= wanted {
-            return Ok(());
+            return Ok((answer, Ok(())));
         }
-        Err(store_error(redis::make_extension_error(
+        let unconfirmed = store_error(redis::make_extension_error(
             "NOREPLICAS".to_owned(),
             Some(format!(
                 "the master made the write, but {acked} of the {wanted} replicas \
                  asked for confirmed it within {within:?}"
             )),
-        )))
-    }
-
-    /// Runs a write script on the slot of `key`, one of its keys, then
-    /// waits for the write's confirmation.
-    async fn write<T: FromRedisValue>(
-        &self,
-        invocation: &ScriptInvocation<'_>,
-        key: &str,
-    ) -> Result<T, Error> {
-        let answer = self.invoke(invocation).await?;
-        self.confirm(key).await?;
-        Ok(answer)
-    }
-
-    /// An invocation of a script that logs (see [`APPEND_CHANGE`]): the
-    /// change log and its counter as the first keys, the changed id and the
-    /// log's length as the first arguments.
-    fn prepare_logging<'a>(&self, script: &'a Script, id: &KeyId) -> ScriptInvocation<'a> {
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(&self.changes_key)
-            .key(&self.counter_key)
-            .arg(id.to_string())
-            .arg(self.change_log_len);
-        invocation
+        ));
+        Ok((answer, Err(unconfirmed)))
     }
 
     /// Logs the change of `id` in the change log (the second step of an
-    /// update and a revocation).
-    async fn log_change(&self, id: &KeyId) -> Result<(), Error> {
-        let invocation = self.prepare_logging(&self.scripts.log_change, id);
-        let _: i64 = self.write(&invocation, &self.changes_key).await?;
-        Ok(())
+    /// update and a revocation); answers whether the replicas hold it.
+    async fn log_change(&self, id: &KeyId) -> Result<Result<(), Error>, Error> {
+        let command = self.eval_logging(&self.scripts.log_change, id, &[]);
+        let (_, confirmed): (i64, _) = self.write(&command).await?;
+        Ok(confirmed)
     }
 
     /// The records stored under these record keys, read together; a
-    /// missing one is `None`.
+    /// missing one is empty.
     async fn read_records(&self, keys: &[String]) -> Result<Vec<HashMap<String, String>>, Error> {
         let mut all = Vec::with_capacity(keys.len());
         for batch in keys.chunks(RECORDS_PER_BATCH) {
@@ -511,49 +569,84 @@ impl RedisKeyStore {
 
     /// Moves every record written in the layout before 0.2 (see the module
     /// docs) to its place, logs a change for each so that followers load
-    /// it, and answers how many it moved. It is safe to run at any time, by
-    /// any number of instances at once, and again after a failure: a record
-    /// is copied only where none is, and removed from its old place only
-    /// after the copy is confirmed.
+    /// it, and says what it did. Any number of instances may run it at
+    /// once, and it may run again after a failure: a record is copied only
+    /// where none is (an existing copy keeps its fields and takes the old
+    /// record's revocation when that is earlier), and the old record is
+    /// removed only if it still holds what was copied (otherwise the move
+    /// is made again).
     ///
-    /// Run it after every instance of the older version stopped: one of
-    /// them would go on writing to the old places.
+    /// Run it once every instance of the older version stopped: one of them
+    /// would not find the moved records, and would write to the old places
+    /// (a revocation made there while the move runs is kept; other changes
+    /// may be lost).
     ///
     /// # Errors
-    /// [`Error::Store`] when Redis fails on the way (run it again: what
-    /// was moved stays moved); [`Error::Corrupt`] when an old record cannot
-    /// be read, which is left in its place.
-    pub async fn migrate_single_slot_layout(&self) -> Result<usize, Error> {
+    /// [`Error::Store`] when Redis fails on the way (run it again: what was
+    /// moved stays moved), or when replicas did not confirm every write
+    /// (`NOREPLICAS`; every record was moved all the same).
+    pub async fn migrate_single_slot_layout(&self) -> Result<Migration, Error> {
+        const ATTEMPTS: usize = 5;
         let index_key = &self.index_key;
         let index: HashMap<String, String> = send(&self.connection, |mut connection| async move {
             connection.hgetall(index_key).await
         })
         .await?;
-        let old_keys: Vec<String> = index
-            .values()
-            .map(|digest| self.single_slot_record_key(digest))
-            .collect();
-        let old_records = self.read_records(&old_keys).await?;
-        let mut moved = 0;
-        for (old_key, fields) in old_keys.iter().zip(old_records) {
-            let Some(record) = record_from_fields(Some(fields.clone()))? else {
-                continue;
-            };
-            let new_key = self.record_key(&record.id);
-            let mut invocation = self.scripts.move_record.key(&new_key);
-            invocation.arg(fields.iter().collect::<Vec<_>>());
-            let copied: i64 = self.write(&invocation, &new_key).await?;
-            send(&self.connection, |mut connection| async move {
-                connection.del::<_, ()>(old_key).await
-            })
-            .await?;
-            self.confirm(old_key).await?;
-            if copied == 1 {
-                self.log_change(&record.id).await?;
-                moved += 1;
+        let mut migration = Migration::default();
+        let mut confirmed = Ok(());
+        for (id, digest) in &index {
+            let old_key = self.single_slot_record_key(digest);
+            let mut moved = false;
+            let mut done = false;
+            for _ in 0..ATTEMPTS {
+                let fields = self
+                    .read_records(std::slice::from_ref(&old_key))
+                    .await?
+                    .remove(0);
+                let record = match record_from_fields(Some(fields.clone())) {
+                    Ok(Some(record)) => record,
+                    // Nothing there: never written, or moved already.
+                    Ok(None) => {
+                        done = true;
+                        break;
+                    }
+                    Err(_) => break,
+                };
+                let new_key = self.record_key(&record.id);
+                let revoked = record.revoked_at.map(|at| {
+                    (
+                        at.timestamp().to_string(),
+                        at.timestamp_subsec_nanos().to_string(),
+                    )
+                });
+                let (secs, nanos) = revoked.unwrap_or_default();
+                let pairs: Vec<(&String, &String)> = fields.iter().collect();
+                let mut copy = RedisKeyStore::eval(&self.scripts.move_record, &[&new_key]);
+                copy.arg(secs).arg(nanos).arg(&pairs);
+                let (copied, copy_confirmed): (i64, _) = self.write(&copy).await?;
+                let mut delete =
+                    RedisKeyStore::eval(&self.scripts.delete_if_unchanged, &[&old_key]);
+                delete.arg(&pairs);
+                let (deleted, delete_confirmed): (i64, _) = self.write(&delete).await?;
+                let logged = self.log_change(&record.id).await?;
+                confirmed = confirmed
+                    .and(copy_confirmed)
+                    .and(delete_confirmed)
+                    .and(logged);
+                moved |= copied == 1;
+                if deleted == 1 {
+                    done = true;
+                    break;
+                }
+            }
+            if moved {
+                migration.moved += 1;
+            }
+            if !done {
+                migration.left_in_place.push(id.clone());
             }
         }
-        Ok(moved)
+        confirmed.map(|()| migration)
     }
 
     /// A follower of the change log, positioned at the newest change: what
@@ -633,53 +726,56 @@ impl KeyStore for RedisKeyStore {
         record.validate()?;
         let digest = record.digest.to_hex();
         let record_key = self.record_key(&record.id);
-        let mut invocation = self.scripts.insert_record.key(&record_key);
-        invocation.arg(&digest).arg(fields_of(&record));
-        let written: i64 = self.write(&invocation, &record_key).await?;
+        let mut write_record = RedisKeyStore::eval(&self.scripts.insert_record, &[&record_key]);
+        write_record.arg(&digest).arg(fields_of(&record));
+        let (written, record_confirmed): (i64, _) = self.write(&write_record).await?;
         if written == 0 {
             return Err(Error::Duplicate(record.id));
         }
-        let mut invocation = self.prepare_logging(&self.scripts.index_insert, &record.id);
-        invocation
-            .key(&self.index_key)
-            .arg(&digest)
-            .arg(u8::from(written == 1));
-        let newly_indexed: i64 = self.write(&invocation, &self.index_key).await?;
+        let mut index =
+            self.eval_logging(&self.scripts.index_insert, &record.id, &[&self.index_key]);
+        index.arg(&digest).arg(u8::from(written == 1));
+        let (newly_indexed, index_confirmed): (i64, _) = self.write(&index).await?;
         // The same record stored and indexed before is a duplicate; stored
         // but not indexed, it is this insert's (or an earlier, failed one's)
         // first step, now completed.
         if written == 2 && newly_indexed == 0 {
             return Err(Error::Duplicate(record.id));
         }
-        Ok(())
+        record_confirmed.and(index_confirmed)
     }
 
     async fn update(&self, record: KeyRecord) -> Result<bool, Error> {
         record.validate()?;
         let record_key = self.record_key(&record.id);
-        let mut invocation = self.scripts.update_record.key(&record_key);
-        invocation.arg(fields_of(&record));
-        let updated: i64 = self.write(&invocation, &record_key).await?;
+        let mut write_record = RedisKeyStore::eval(&self.scripts.update_record, &[&record_key]);
+        write_record.arg(fields_of(&record));
+        let (updated, record_confirmed): (i64, _) = self.write(&write_record).await?;
         if updated == 0 {
             return Ok(false);
         }
-        self.log_change(&record.id).await?;
-        Ok(true)
+        // Logged even when the replicas did not confirm the record: the
+        // master has it, so every instance must obey it.
+        let logged = self.log_change(&record.id).await?;
+        record_confirmed.and(logged).map(|()| true)
     }
 
     async fn revoke(&self, id: &KeyId, at: DateTime<Utc>) -> Result<Option<Arc<KeyRecord>>, Error> {
         let at = KeyRecord::check_time("revoked_at", at)?;
         let record_key = self.record_key(id);
-        let mut invocation = self.scripts.revoke_record.key(&record_key);
-        invocation
+        let mut write_record = RedisKeyStore::eval(&self.scripts.revoke_record, &[&record_key]);
+        write_record
             .arg(at.timestamp())
             .arg(at.timestamp_subsec_nanos());
-        let fields: Option<HashMap<String, String>> = self.write(&invocation, &record_key).await?;
+        let (fields, record_confirmed): (Option<HashMap<String, String>>, _) =
+            self.write(&write_record).await?;
         let Some(record) = record_from_fields(fields)? else {
             return Ok(None);
         };
-        self.log_change(id).await?;
-        Ok(Some(record))
+        // Logged even when the replicas did not confirm the revocation: the
+        // master has it, so every instance must obey it.
+        let logged = self.log_change(id).await?;
+        record_confirmed.and(logged).map(|()| Some(record))
     }
 
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyRecord>>, Error> {
@@ -772,6 +868,9 @@ struct Seen {
 /// A stream entry as Redis answers it: its id and its fields.
 type Entry = (String, HashMap<String, String>);
 
+/// A stream as `XREAD` answers it: its name and its entries.
+type Stream = (String, Vec<Entry>);
+
 impl fmt::Debug for KeyChanges {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyChanges")
@@ -837,14 +936,27 @@ impl KeyChanges {
         // The counter is read before the entries, so every change it counts
         // is either still in the log after `last`, or was trimmed away by
         // later ones, which the read then answers.
+        // The last entry answered is read again: when it is gone, Redis lost
+        // it (a failover to a replica that never had it), and a write after
+        // that may have taken its number with an earlier stream id, which
+        // the read after `last` would never answer.
         let mut pipeline = redis::pipe();
-        pipeline.get(&self.counter_key).add_command(read);
+        pipeline
+            .get(&self.counter_key)
+            .cmd("XRANGE")
+            .arg(&self.changes_key)
+            .arg(&last.entry)
+            .arg(&last.entry)
+            .add_command(read);
         let pipeline = &pipeline;
-        let (counter, streams): (Option<u64>, Vec<(String, Vec<Entry>)>) =
+        let (counter, again, streams): (Option<u64>, Vec<Entry>, Vec<Stream>) =
             send(&self.connection, |mut connection| async move {
                 pipeline.query_async(&mut connection).await
             })
             .await?;
+        if again.is_empty() && last.entry != BEFORE_FIRST_ENTRY {
+            return self.start_over().await;
+        }
         let mut ids = Vec::new();
         let mut seen = last;
         for (entry, fields) in streams.into_iter().flat_map(|(_, entries)| entries) {

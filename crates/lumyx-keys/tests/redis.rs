@@ -832,7 +832,9 @@ async fn records_of_the_single_slot_layout_are_moved_and_every_key_found() {
     assert_eq!(store.find_by_digest(&keys[0].digest()).await.unwrap(), None);
     let mut changes = store.changes().await.unwrap();
 
-    assert_eq!(store.migrate_single_slot_layout().await.unwrap(), 20);
+    let migration = store.migrate_single_slot_layout().await.unwrap();
+    assert_eq!(migration.moved, 20);
+    assert_eq!(migration.left_in_place, Vec::<String>::new());
     for (n, key) in keys.iter().enumerate() {
         let found = store.find_by_digest(&key.digest()).await.unwrap().unwrap();
         assert_eq!(found.name, format!("old {n}"));
@@ -853,16 +855,46 @@ async fn records_of_the_single_slot_layout_are_moved_and_every_key_found() {
         .await
         .unwrap();
     assert_eq!(old, Vec::<String>::new());
-    assert_eq!(store.migrate_single_slot_layout().await.unwrap(), 0);
+    assert_eq!(store.migrate_single_slot_layout().await.unwrap().moved, 0);
 
-    // A record written to both places (a move cut short after its copy)
-    // keeps the copy, which may have been written since.
+    // A record written to both places (a move cut short after its copy, and
+    // an instance of the older version that revoked the old one since)
+    // keeps the copy, which may have been written since, and takes the
+    // earlier revocation.
     let both = ApiKey::generate().unwrap();
     store.insert(record(&both, "new", at(0))).await.unwrap();
-    write_single_slot_record(&mut raw, &record(&both, "stale", at(0))).await;
-    assert_eq!(store.migrate_single_slot_layout().await.unwrap(), 0);
+    let mut stale = record(&both, "stale", at(0));
+    stale.revoked_at = Some(at(4));
+    write_single_slot_record(&mut raw, &stale).await;
+    assert_eq!(store.migrate_single_slot_layout().await.unwrap().moved, 0);
     let found = store.find_by_id(&both.id()).await.unwrap().unwrap();
     assert_eq!(found.name, "new");
+    assert_eq!(
+        found.revoked_at,
+        Some(at(4)),
+        "the old place's revocation is kept"
+    );
+
+    // A record that cannot be read is left in place and named; the others
+    // are moved all the same, and the server starts.
+    let unreadable = ApiKey::generate().unwrap();
+    let fine = ApiKey::generate().unwrap();
+    write_single_slot_record(&mut raw, &record(&unreadable, "bad", at(0))).await;
+    write_single_slot_record(&mut raw, &record(&fine, "fine", at(0))).await;
+    let _: () = redis::cmd("HSET")
+        .arg(format!(
+            "{{lumyx:keys}}:record:{}",
+            unreadable.digest().to_hex()
+        ))
+        .arg("daily_limit")
+        .arg("lots")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let migration = store.migrate_single_slot_layout().await.unwrap();
+    assert_eq!(migration.moved, 1);
+    assert_eq!(migration.left_in_place, vec![unreadable.id().to_string()]);
+    assert!(store.find_by_id(&fine.id()).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -899,4 +931,59 @@ async fn an_insert_whose_second_step_failed_is_completed_by_its_retry() {
     );
     // Once complete, the same insert is a duplicate again.
     assert!(matches!(store.insert(first).await, Err(Error::Duplicate(id)) if id == key.id()));
+}
+
+#[tokio::test]
+async fn a_follower_whose_last_change_vanished_says_it_lost_changes() {
+    let Some(server) = RedisServer::start_or_skip("last_change_vanished") else {
+        return;
+    };
+    let store = store_on(&server).await;
+    let mut changes = store.changes().await.unwrap();
+    let first = ApiKey::generate().unwrap();
+    let second = ApiKey::generate().unwrap();
+    store.insert(record(&first, "first", at(0))).await.unwrap();
+    store
+        .insert(record(&second, "second", at(0)))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_now(&mut changes).await,
+        KeyChange::Changed(vec![first.id(), second.id()])
+    );
+
+    // A failover to a replica that never had the second change, on a host
+    // whose clock is behind: the log ends at the first change, and the next
+    // write takes the second number with an earlier stream id than the one
+    // the follower saw.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let third = ApiKey::generate().unwrap();
+    let _: () = redis::pipe()
+        .del("{lumyx:keys}:changes")
+        .ignore()
+        .cmd("XADD")
+        .arg("{lumyx:keys}:changes")
+        .arg("1-0")
+        .arg("seq")
+        .arg(1)
+        .arg("id")
+        .arg(first.id().to_string())
+        .ignore()
+        .cmd("XADD")
+        .arg("{lumyx:keys}:changes")
+        .arg("2-0")
+        .arg("seq")
+        .arg(2)
+        .arg("id")
+        .arg(third.id().to_string())
+        .ignore()
+        .set("{lumyx:keys}:changes:seq", 2)
+        .ignore()
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+
+    // The counter says 2, as the follower saw; only the entry it saw is gone.
+    assert_eq!(next_now(&mut changes).await, KeyChange::Lost);
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::RedisUrl;
@@ -153,39 +152,43 @@ impl RedisConnection {
         matches!(self.inner, Inner::Cluster(_))
     }
 
-    /// Waits until at least `replicas` replicas hold every write this
-    /// connection made to the server that holds `key` (`WAIT`), or until
-    /// `timeout`; answers how many do. On a cluster, `WAIT` goes to the
-    /// master of `key`'s slot, over the same connection as the writes.
+    /// Runs the write `command`, then waits until at least `replicas`
+    /// replicas hold every write its connection made (`WAIT`), or until
+    /// `timeout`; answers the command's reply and how many replicas hold
+    /// the write.
     ///
-    /// A write that Redis answered is on its master; one that a replica
-    /// also holds survives the master's failover (Redis promotes the most
-    /// up-to-date replica), which is what a caller that must not lose a
-    /// write waits for.
+    /// Both go in one pipeline, so they reach the same server over the same
+    /// connection, and a cluster client that sends them again (a dropped
+    /// connection, a redirection) sends them together: `WAIT` always counts
+    /// replicas of the write that was answered. A write that Redis answered
+    /// is on its master; one that a replica also holds survives the
+    /// master's failover (Redis promotes the most up-to-date replica).
+    ///
+    /// A command sent again that finds its work done must still write
+    /// something (rewrite a value with itself), or the `WAIT` after it
+    /// counts a connection that wrote nothing: Redis orders replication per
+    /// master, so that write is held only after the earlier ones are.
     ///
     /// # Errors
     /// As any call: no reply within the connection's timeout (which must
-    /// be longer than `timeout`), a refused connection, an error reply.
-    pub async fn wait_for_replicas(
+    /// be longer than `timeout`), a refused connection, an error reply of
+    /// the command.
+    pub async fn query_confirmed<T: FromRedisValue>(
         &mut self,
-        key: &str,
+        command: &Cmd,
         replicas: u32,
         timeout: Duration,
-    ) -> Result<u32, RedisError> {
+    ) -> Result<(T, u32), RedisError> {
         let millis = u64::try_from(timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(replicas).arg(millis);
-        match &mut self.inner {
-            Inner::Single(connection) => wait.query_async(connection).await,
-            Inner::Cluster(connection) => {
-                let master = Route::with_key(key, SlotAddr::Master);
-                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(master));
-                let reply = connection.route_command(wait, routing).await?;
-                Ok(u32::from_redis_value(reply)?)
-            }
-        }
+        let mut pipeline = redis::pipe();
+        pipeline
+            .add_command(command.clone())
+            .cmd("WAIT")
+            .arg(replicas)
+            .arg(millis);
+        pipeline.query_async(self).await
     }
 }
 

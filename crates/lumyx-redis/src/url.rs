@@ -17,8 +17,8 @@ const SECRET_QUERY_KEYS: [&str; 2] = ["pass", "password"];
 /// or the nodes of a Redis Cluster, as URLs separated by commas:
 /// `redis://127.0.0.1:7000,redis://127.0.0.1:7001,redis://127.0.0.1:7002`
 /// (any reachable node is enough to find the others; list a few so that one
-/// down node does not stop a start). A comma inside a password must be
-/// written `%2C`.
+/// down node does not stop a start). One URL always means one server. A
+/// comma inside a password must be written `%2C`.
 ///
 /// `Display` and `Debug` write the URL with its password replaced by `***`,
 /// so a `RedisUrl` may go into logs, error messages and `Debug` output of

@@ -42,20 +42,16 @@ fn a_cluster_url_connects_to_every_slot_and_follows_a_failover() {
             .collect();
         assert_eq!(masters.len(), 3, "300 keys land on every master");
 
-        // A script on one slot, then WAIT on that slot's master: its replica
-        // has the write.
+        // A write and WAIT together on that slot's master: its replica has
+        // the write.
+        let mut incr = redis::cmd("INCR");
+        incr.arg("{tag}:n");
+        let (counted, replicas): (i64, u32) = connection
+            .query_confirmed(&incr, 1, Duration::from_millis(400))
+            .await
+            .unwrap();
+        assert_eq!((counted, replicas), (1, 1));
         let script = redis::Script::new("return redis.call('INCR', KEYS[1])");
-        let counted: i64 = script
-            .key("{tag}:n")
-            .invoke_async(&mut connection)
-            .await
-            .unwrap();
-        assert_eq!(counted, 1);
-        let replicas = connection
-            .wait_for_replicas("{tag}:n", 1, Duration::from_millis(400))
-            .await
-            .unwrap();
-        assert_eq!(replicas, 1);
 
         // The master of `{tag}` dies; once its replica is promoted, the same
         // connection reads the confirmed write from it and writes again.

@@ -176,14 +176,22 @@ impl Server {
                     .connect()
                     .await
                     .map_err(StartError::Keys)?;
-                let moved = store
+                let migration = store
                     .migrate_single_slot_layout()
                     .await
                     .map_err(StartError::Keys)?;
-                if moved > 0 {
+                if migration.moved > 0 {
                     tracing::info!(
-                        moved,
+                        moved = migration.moved,
                         "moved key records from the single-slot Redis layout to their slots"
+                    );
+                }
+                for id in &migration.left_in_place {
+                    tracing::error!(
+                        key_id = %id,
+                        "a key record of the single-slot Redis layout was left in place \
+                         (unreadable, or still written by an older instance): \
+                         the key is refused until it is moved"
                     );
                 }
                 let (keys, following) = Keys::load_following(store)

@@ -1522,6 +1522,39 @@ async fn redis_cluster_keeps_the_contract() {
     dangling_members(&store, &mut raw_connection(&cluster.urls()), "dangling").await;
 }
 
+/// Ids a client may send that no conversation has: braces would put the
+/// keys of one id in different cluster slots.
+const CRAFTED_IDS: [&str; 5] = [
+    "}",
+    "{",
+    "conv_{x}",
+    "a}b{c}",
+    "conv_0123456789ABCDEF01234567",
+];
+
+#[tokio::test]
+async fn redis_cluster_answers_crafted_ids_as_no_conversation() {
+    let Some(cluster) = RedisCluster::start_or_skip("redis_cluster_crafted_ids") else {
+        return;
+    };
+    let store = cluster_store(&cluster).connect().await.unwrap();
+    for id in CRAFTED_IDS {
+        assert_eq!(store.get(OWNER, id).await.unwrap(), None, "{id}");
+        assert_eq!(
+            store.update(OWNER, id, metadata(&[])).await.unwrap(),
+            None,
+            "{id}"
+        );
+        assert!(!store.delete(OWNER, id).await.unwrap(), "{id}");
+        let appended = store.append(OWNER, id, text(&[(Role::User, "x")])).await;
+        assert_eq!(appended.unwrap(), None, "{id}");
+        let page = store.messages(OWNER, id, &params(2, None, None)).await;
+        assert_eq!(page.unwrap(), None, "{id}");
+        assert_eq!(store.history(OWNER, id, 2).await.unwrap(), None, "{id}");
+        unknown_cursor(store.list(OWNER, &params(2, None, Some(id))).await);
+    }
+}
+
 /// Whether the node `node` of `cluster` holds `key` itself (a node asked
 /// for a key of a slot it does not serve answers `MOVED`, an error).
 async fn node_holds(cluster: &RedisCluster, node: usize, key: &str) -> bool {
@@ -1670,7 +1703,7 @@ async fn once_back(store: &RedisConversations) -> Conversation {
 /// margin for a slow machine).
 async fn assert_unavailable(store: &RedisConversations, timeout: Duration) {
     let started = Instant::now();
-    let result = store.get(OWNER, "conv_any").await;
+    let result = store.get(OWNER, "conv_0123456789abcdef01234567").await;
     let took = started.elapsed();
     assert!(
         matches!(result, Err(StoreError::Unavailable(_))),

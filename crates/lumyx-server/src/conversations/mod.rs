@@ -63,6 +63,19 @@ fn new_conversation_id() -> String {
     format!("conv_{}", random_hex(12))
 }
 
+/// Whether `id` has the form [`new_conversation_id`] gives: `conv_` and 24
+/// lowercase hex digits. No other id names a conversation, so a store may
+/// answer "no such conversation" for it without looking; the Redis store
+/// must, as braces in an id would put its keys in different cluster slots.
+fn is_conversation_id(id: &str) -> bool {
+    id.strip_prefix("conv_").is_some_and(|digits| {
+        digits.len() == 24
+            && digits
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
 /// New messages with fresh ids (`msg_` and 24 random hex digits), all
 /// created at `created_at`.
 fn new_messages(created_at: i64, messages: Vec<(Role, String)>) -> Vec<ConversationMessage> {

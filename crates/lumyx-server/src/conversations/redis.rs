@@ -130,7 +130,7 @@ use tokio::time::Instant;
 
 use super::{
     ConversationStore, MAX_CONVERSATION_BYTES, MAX_MESSAGES_PER_CONVERSATION, StoreError,
-    content_bytes, full, json_failure, new_conversation_id, new_messages, now,
+    content_bytes, full, is_conversation_id, json_failure, new_conversation_id, new_messages, now,
 };
 
 /// How old (by its score, the `created_at` of its create) a member of an
@@ -933,6 +933,9 @@ impl ConversationStore for RedisConversations {
     }
 
     async fn get(&self, owner: &str, id: &str) -> Result<Option<Conversation>, StoreError> {
+        if !is_conversation_id(id) {
+            return Ok(None);
+        }
         let fields: Vec<Field> = self
             .query(
                 self.deadline(),
@@ -962,6 +965,9 @@ impl ConversationStore for RedisConversations {
         id: &str,
         metadata: Metadata,
     ) -> Result<Option<Conversation>, StoreError> {
+        if !is_conversation_id(id) {
+            return Ok(None);
+        }
         let mut invocation = self.scripts.update.prepare_invoke();
         invocation
             .key(self.conversation_key(id))
@@ -979,6 +985,9 @@ impl ConversationStore for RedisConversations {
     }
 
     async fn delete(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
+        if !is_conversation_id(id) {
+            return Ok(false);
+        }
         let deadline = self.deadline();
         let digest = owner_digest(owner);
         // The conversation first: it is gone for every call at once, and a
@@ -1061,6 +1070,9 @@ impl ConversationStore for RedisConversations {
         id: &str,
         messages: Vec<(Role, String)>,
     ) -> Result<Option<Vec<ConversationMessage>>, StoreError> {
+        if !is_conversation_id(id) {
+            return Ok(None);
+        }
         let messages = new_messages(now(), messages);
         let message_args = message_args(&messages)?;
         let mut invocation = self.scripts.append.prepare_invoke();
@@ -1093,6 +1105,9 @@ impl ConversationStore for RedisConversations {
         id: &str,
         page: &ListParams,
     ) -> Result<Option<ListPage<ConversationMessage>>, StoreError> {
+        if !is_conversation_id(id) {
+            return Ok(None);
+        }
         let mut invocation = self.scripts.messages.prepare_invoke();
         invocation
             .key(self.conversation_key(id))
@@ -1121,6 +1136,9 @@ impl ConversationStore for RedisConversations {
         id: &str,
         last: usize,
     ) -> Result<Option<Vec<ConversationMessage>>, StoreError> {
+        if !is_conversation_id(id) {
+            return Ok(None);
+        }
         let mut invocation = self.scripts.history.prepare_invoke();
         invocation
             .key(self.conversation_key(id))
