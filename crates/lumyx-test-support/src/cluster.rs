@@ -3,12 +3,13 @@
 //! `redis-cli --cluster create`, with a short `cluster-node-timeout` so that
 //! a failover takes a few seconds.
 
+use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::{REQUIRE_REDIS_VAR, RedisServer, redis_required};
 
@@ -62,7 +63,16 @@ impl RedisCluster {
             return None;
         }
         let cluster_number = CLUSTERS.fetch_add(1, Ordering::Relaxed);
-        let node_file = format!("nodes-{}-{cluster_number}.conf", std::process::id());
+        // Node directories are per port and outlive the process: a name of
+        // this process and this moment is one no earlier run left there.
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let node_file = format!(
+            "nodes-{}-{cluster_number}-{started}.conf",
+            std::process::id()
+        );
         let node_timeout = NODE_TIMEOUT_MS.to_string();
         let args = [
             "--cluster-enabled",
@@ -213,7 +223,10 @@ impl RedisCluster {
 
     fn wait_until_settled(&self, test_name: &str) {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
-        while !(self.every_live_node_says_ok() && self.every_replica_in_sync()) {
+        while !(self.every_live_node_says_ok()
+            && self.every_replica_in_sync()
+            && self.every_master_has_writes_confirmed())
+        {
             assert!(
                 Instant::now() < deadline,
                 "{test_name}: the cluster did not form within {SETTLE_TIMEOUT:?}"
@@ -230,6 +243,31 @@ impl RedisCluster {
                 command(node.port(), &["CLUSTER", "INFO"])
                     .is_ok_and(|info| info.contains("cluster_state:ok"))
             })
+    }
+
+    /// Whether a write on each master is confirmed by its replica (`WAIT`):
+    /// a replica can say its link is up a moment before it acknowledges.
+    fn every_master_has_writes_confirmed(&self) -> bool {
+        let mut confirmed = BTreeSet::new();
+        for probe in 0..1000 {
+            if confirmed.len() == MASTERS {
+                return true;
+            }
+            let key = format!("lumyx-test-support:probe:{probe}");
+            let Some(master) = self.live_master_of(&key) else {
+                return false;
+            };
+            if confirmed.contains(&master) {
+                continue;
+            }
+            let port = self.nodes[master].port();
+            let replies = commands(port, &[&["SET", &key, "1"], &["WAIT", "1", "100"]]);
+            if !replies.is_ok_and(|replies| replies[1] == "1") {
+                return false;
+            }
+            confirmed.insert(master);
+        }
+        false
     }
 
     fn every_replica_in_sync(&self) -> bool {
@@ -283,28 +321,42 @@ fn redis_cli_installed() -> bool {
 /// Sends one command to the node on `port` and answers its reply as text
 /// (a status, an integer, or a bulk string); an error reply is an error.
 fn command(port: u16, args: &[&str]) -> io::Result<String> {
+    commands(port, &[args]).map(|mut replies| replies.remove(0))
+}
+
+/// Sends commands to the node on `port` over one connection, in order, and
+/// answers their replies as [`command`] does.
+fn commands(port: u16, all: &[&[&str]]) -> io::Result<Vec<String>> {
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut request = format!("*{}\r\n", args.len());
-    for arg in args {
-        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    let mut request = String::new();
+    for args in all {
+        request.push_str(&format!("*{}\r\n", args.len()));
+        for arg in *args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
     }
     stream.write_all(request.as_bytes())?;
     let mut reader = BufReader::new(stream);
-    let mut first = String::new();
-    reader.read_line(&mut first)?;
-    let first = first.trim_end();
-    match first.split_at(first.len().min(1)) {
-        ("+" | ":", rest) => Ok(rest.to_owned()),
-        ("$", length) => {
-            let length: usize = length
-                .parse()
-                .map_err(|_| io::Error::other(format!("bad bulk length {length}")))?;
-            let mut body = vec![0; length + 2];
-            reader.read_exact(&mut body)?;
-            body.truncate(length);
-            Ok(String::from_utf8_lossy(&body).into_owned())
-        }
-        _ => Err(io::Error::other(format!("Redis answered {first}"))),
+    let mut replies = Vec::with_capacity(all.len());
+    for _ in all {
+        let mut first = String::new();
+        reader.read_line(&mut first)?;
+        let first = first.trim_end();
+        let reply = match first.split_at(first.len().min(1)) {
+            ("+" | ":", rest) => rest.to_owned(),
+            ("$", length) => {
+                let length: usize = length
+                    .parse()
+                    .map_err(|_| io::Error::other(format!("bad bulk length {length}")))?;
+                let mut body = vec![0; length + 2];
+                reader.read_exact(&mut body)?;
+                body.truncate(length);
+                String::from_utf8_lossy(&body).into_owned()
+            }
+            _ => return Err(io::Error::other(format!("Redis answered {first}"))),
+        };
+        replies.push(reply);
     }
+    Ok(replies)
 }

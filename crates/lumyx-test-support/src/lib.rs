@@ -184,6 +184,12 @@ impl RedisServer {
         // into the working directory: keep them out of the source tree.
         let dir = std::env::temp_dir().join(format!("lumyx-redis-{}", self.port));
         std::fs::create_dir_all(&dir)?;
+        // A replica saves what it synced as `dump.rdb`, which the next
+        // server on this port would load: a restart starts empty.
+        match std::fs::remove_file(dir.join("dump.rdb")) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+            _ => {}
+        }
         let child = Command::new(redis_server_binary())
             .args([
                 "--port",

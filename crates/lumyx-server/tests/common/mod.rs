@@ -1,18 +1,24 @@
 //! What the server's tests share: a real server listening on a free
 //! loopback port (in this process, or as the `lumyx-server` binary), an
-//! HTTP client for it, and checks of the error envelope.
+//! HTTP client for it, and checks of the error envelope. [`shared`] holds
+//! what the tests of instances sharing one Redis (a server or a cluster)
+//! have in common.
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod shared;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use lumyx_server::{Config, RunningServer, Server, StoreConfig};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, ChildStderr, Command};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
 
 /// A server started in this process for one test.
 pub struct TestServer {
@@ -169,8 +175,10 @@ impl Client {
     /// `key`.
     pub async fn create_key(&self, admin: &str, body: Value) -> Value {
         let response = self.post("/v1/keys", admin, body).await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        response.json().await.expect("a created key")
+        let status = response.status();
+        let created: Value = response.json().await.expect("a JSON body");
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created
     }
 }
 
@@ -237,7 +245,11 @@ pub struct ServerProcess {
     pub child: Child,
     pub base: String,
     pub banner: String,
-    stderr: Option<ChildStderr>,
+    /// The log so far. It is read as it comes: a server that logs a line
+    /// per request would otherwise fill the pipe and stop in mid-write.
+    log: Arc<Mutex<Vec<u8>>>,
+    /// Reads the log until the process closes its standard error.
+    log_reader: Option<JoinHandle<()>>,
     /// The data directory made for it, when `vars` named none.
     _data_dir: Option<TempDir>,
 }
@@ -266,6 +278,11 @@ impl ServerProcess {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = command.spawn().expect("the lumyx-server binary runs");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log_reader = tokio::spawn(collect(
+            child.stderr.take().expect("piped stderr"),
+            Arc::clone(&log),
+        ));
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let mut banner = String::new();
@@ -284,14 +301,20 @@ impl ServerProcess {
         {
             panic!("the server printed no banner within 20 s: {banner}");
         }
-        let stderr = child.stderr.take();
         ServerProcess {
             child,
             base: format!("http://{addr}"),
             banner,
-            stderr,
+            log,
+            log_reader: Some(log_reader),
             _data_dir: data_dir,
         }
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&log).into_owned()
     }
 
     /// The value after `label` in the banner (`admin token`, `demo key`).
@@ -315,15 +338,27 @@ impl ServerProcess {
             .status()
             .expect("kill runs");
         assert!(killed.success());
-        let mut log = String::new();
-        if let Some(mut stderr) = self.stderr.take() {
-            stderr.read_to_string(&mut log).await.expect("stderr reads");
-        }
         let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await
             .expect("the server stops within 20 s of SIGTERM")
             .expect("the exit status");
-        (status, log)
+        if let Some(reader) = self.log_reader.take() {
+            tokio::time::timeout(Duration::from_secs(20), reader)
+                .await
+                .expect("the log ends within 20 s of the exit")
+                .expect("the log reader does not panic");
+        }
+        (status, self.log())
+    }
+}
+
+/// Appends what `from` gives to `log` until its end (or a read error).
+async fn collect(mut from: impl tokio::io::AsyncRead + Unpin, log: Arc<Mutex<Vec<u8>>>) {
+    let mut chunk = [0; 8192];
+    while let Ok(read @ 1..) = from.read(&mut chunk).await {
+        log.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(&chunk[..read]);
     }
 }
 
