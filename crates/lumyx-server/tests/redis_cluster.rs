@@ -18,18 +18,17 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::shared::{
     ADMIN, PROPAGATION, assert_revoked, assert_share_conversations, assert_share_keys, degraded,
     header, id_of, start_on, stop_and_check_log, usage, wait_known, wait_until_shared,
 };
 use common::{Client, eventually, expect_error, key_of};
-use lumyx_test_support::{NODE_TIMEOUT_MS, RedisCluster, RedisServer};
+use lumyx_test_support::{RedisCluster, RedisServer};
 use redis::{FromRedisValue, RedisResult};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::process::Command;
 use tokio::task::{JoinHandle, block_in_place};
 
 /// The Redis key of the key index, in the slot it shares with the change
@@ -59,39 +58,6 @@ async fn ask<T: FromRedisValue>(node: &RedisServer, args: &[&str]) -> RedisResul
         .arg(&args[1..])
         .query_async(&mut connection)
         .await
-}
-
-/// Waits until a write of `key` on the master `node` is confirmed by a
-/// replica (`WAIT`, on the connection that wrote), as the key store's
-/// writes must be. A replica that says it is in sync may not acknowledge
-/// its master's writes yet, for a moment after it joined.
-///
-/// # Panics
-/// When no write is confirmed within 10 s.
-async fn wait_confirmed(node: &RedisServer, key: &str) {
-    let confirmed_write = || async {
-        let client = redis::Client::open(node.url())?;
-        let mut connection = client.get_multiplexed_async_connection().await?;
-        redis::cmd("SET")
-            .arg(key)
-            .arg("probe")
-            .query_async::<()>(&mut connection)
-            .await?;
-        redis::cmd("WAIT")
-            .arg(1)
-            .arg(100)
-            .query_async::<i64>(&mut connection)
-            .await
-    };
-    let confirmed = eventually(Duration::from_secs(10), || async {
-        confirmed_write().await.is_ok_and(|acked| acked == 1)
-    })
-    .await;
-    assert!(
-        confirmed,
-        "no replica of {} confirms a write within 10 s",
-        node.url()
-    );
 }
 
 /// Asserts that `node` holds `key` (a cluster node answers `MOVED` for a
@@ -279,59 +245,6 @@ fn flow(
     })
 }
 
-/// Joins a new node to the cluster as a replica of `master` and waits until
-/// it confirms a write of `probe_key` (a key of `master`'s slots): writes
-/// that must be confirmed on a replica (the key store's) can be made on
-/// `master` again.
-async fn attach_replica(master: &RedisServer, probe_key: &str) -> RedisServer {
-    let node_timeout = NODE_TIMEOUT_MS.to_string();
-    // Its working directory is the port's, which outlives the process and
-    // may hold another run's files: names of its own, and a snapshot loaded
-    // from the master's socket rather than written there for the next.
-    let unique = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_nanos();
-    let node_file = format!("nodes-spare-{}-{unique}.conf", std::process::id());
-    let snapshot = format!("spare-{}-{unique}.rdb", std::process::id());
-    let spare = RedisServer::start_with_args_or_skip(
-        "cluster_spare_replica",
-        &[
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            &node_file,
-            "--cluster-node-timeout",
-            &node_timeout,
-            "--dbfilename",
-            &snapshot,
-            "--repl-diskless-load",
-            "on-empty-db",
-        ],
-    )
-    .expect("redis-server runs: the cluster's nodes do");
-    let master_id: String = ask(master, &["CLUSTER", "MYID"])
-        .await
-        .expect("the master tells its id");
-    let added = Command::new("redis-cli")
-        .arg("--cluster")
-        .arg("add-node")
-        .arg(format!("127.0.0.1:{}", spare.port()))
-        .arg(format!("127.0.0.1:{}", master.port()))
-        .args(["--cluster-slave", "--cluster-master-id", &master_id])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("redis-cli runs");
-    assert!(
-        added.status.success(),
-        "redis-cli --cluster add-node failed: {}",
-        String::from_utf8_lossy(&added.stdout)
-    );
-    wait_confirmed(master, probe_key).await;
-    spare
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_failover_keeps_keys_answered_and_revocations_kept() {
     let Some(mut cluster) = RedisCluster::start_or_skip("cluster_failover") else {
@@ -513,8 +426,7 @@ async fn a_master_failover_keeps_keys_answered_and_revocations_kept() {
     // With a replica again, the promoted master takes key writes again, and
     // every instance follows them within a second: their followers of the
     // change log, whose master died, read it from the new one.
-    let probe_key = format!("test:probe:{{{kept_id}}}");
-    let _spare = attach_replica(&cluster.nodes()[promoted], &probe_key).await;
+    cluster.add_replica_of(&format!("lumyx:rl:{{{kept_id}}}"));
     let after = ca
         .create_key(ADMIN, json!({"name": "after", "owner": OWNER}))
         .await;

@@ -23,8 +23,38 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many masters; each has one replica.
 const MASTERS: usize = 3;
 
-/// Numbers the clusters of this process, so their node files never meet.
-static CLUSTERS: AtomicU32 = AtomicU32::new(0);
+/// Numbers the nodes of this process, so their node files never meet.
+static NODES: AtomicU32 = AtomicU32::new(0);
+
+/// The `redis-server` arguments of a new cluster node.
+fn node_args() -> Vec<String> {
+    // Node directories are per port and outlive the process: a name of this
+    // process, this node and this moment is one no earlier run left there.
+    let node = NODES.fetch_add(1, Ordering::Relaxed);
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let node_file = format!("nodes-{}-{node}-{started}.conf", std::process::id());
+    [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        &node_file,
+        "--cluster-node-timeout",
+        &NODE_TIMEOUT_MS.to_string(),
+        // A replica takes over however long it was cut off from its master:
+        // a test kills masters on purpose.
+        "--cluster-replica-validity-factor",
+        "0",
+        // A replica loads what it syncs straight from the socket: no
+        // snapshot is left in the port's directory for a later run.
+        "--repl-diskless-load",
+        "on-empty-db",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
 
 /// A running 3-master, 3-replica Redis Cluster on loopback. Dropping it
 /// kills every node.
@@ -62,32 +92,10 @@ impl RedisCluster {
             eprintln!("note: {test_name} skipped: redis-cli is not installed");
             return None;
         }
-        let cluster_number = CLUSTERS.fetch_add(1, Ordering::Relaxed);
-        // Node directories are per port and outlive the process: a name of
-        // this process and this moment is one no earlier run left there.
-        let started = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let node_file = format!(
-            "nodes-{}-{cluster_number}-{started}.conf",
-            std::process::id()
-        );
-        let node_timeout = NODE_TIMEOUT_MS.to_string();
-        let args = [
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            &node_file,
-            "--cluster-node-timeout",
-            &node_timeout,
-            // A replica takes over however long it was cut off from its
-            // master: a test kills masters on purpose.
-            "--cluster-replica-validity-factor",
-            "0",
-        ];
         let mut nodes = Vec::with_capacity(2 * MASTERS);
         for _ in 0..2 * MASTERS {
+            let args = node_args();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
             nodes.push(RedisServer::start_with_args_or_skip(test_name, &args)?);
         }
         let addresses: Vec<String> = nodes
@@ -166,6 +174,48 @@ impl RedisCluster {
             .iter()
             .position(|node| node.port() == port)
             .expect("the replica is a node of this cluster")
+    }
+
+    /// Starts a new node and joins it as a replica of the master of `key`'s
+    /// slot (`redis-cli --cluster add-node ... --cluster-slave`), as an
+    /// operator does after a failover left a master without one; waits until
+    /// it confirms the master's writes. Answers its index.
+    ///
+    /// # Panics
+    /// When the node does not start or join, or does not confirm a write
+    /// within 30 seconds.
+    pub fn add_replica_of(&mut self, key: &str) -> usize {
+        let master = self.master_of(key);
+        let master_port = self.nodes[master].port();
+        let args = node_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let node = RedisServer::start_with_args_or_skip("cluster replica", &args)
+            .expect("redis-server runs: the cluster's nodes do");
+        let master_id = command(master_port, &["CLUSTER", "MYID"]).expect("the master answers");
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("add-node")
+            .arg(format!("127.0.0.1:{}", node.port()))
+            .arg(format!("127.0.0.1:{master_port}"))
+            .args(["--cluster-slave", "--cluster-master-id", &master_id])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster add-node failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        self.nodes.push(node);
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        while !self.every_master_has_writes_confirmed() {
+            assert!(
+                Instant::now() < deadline,
+                "the new replica confirms no write within {SETTLE_TIMEOUT:?}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        self.nodes.len() - 1
     }
 
     /// The live master of `key`'s slot, if a live node answers and names one
