@@ -74,3 +74,105 @@ fn a_cluster_url_connects_to_every_slot_and_follows_a_failover() {
         );
     });
 }
+
+/// A command to one node, by its URL.
+async fn on_node<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command.query_async(&mut connection).await.unwrap()
+}
+
+#[test]
+fn a_slot_moved_to_another_master_is_followed_through_ask_then_moved() {
+    let Some(cluster) = RedisCluster::start_or_skip("cluster_resharding") else {
+        return;
+    };
+    runtime().block_on(async {
+        let url: RedisUrl = cluster.urls().parse().unwrap();
+        let mut connection = RedisConnector::new(url)
+            .timeout(Duration::from_millis(500))
+            .connect_lazy()
+            .unwrap();
+        let () = connection.set("{moving}:a", 1).await.unwrap();
+        let () = connection.set("{moving}:b", 2).await.unwrap();
+
+        let source = cluster.master_of("{moving}:a");
+        let target = (0..3).find(|&n| n != source).unwrap();
+        let third = (0..3).find(|&n| n != source && n != target).unwrap();
+        let [source_url, target_url, third_url] =
+            [source, target, third].map(|n| cluster.nodes()[n].url());
+        let source_id: String = on_node(&source_url, &["CLUSTER", "MYID"]).await;
+        let target_id: String = on_node(&target_url, &["CLUSTER", "MYID"]).await;
+        let slot: i64 = on_node(&source_url, &["CLUSTER", "KEYSLOT", "{moving}"]).await;
+        let slot = slot.to_string();
+
+        // The slot is migrating, and `a` has moved: the source answers ASK
+        // for it, and the client asks the target.
+        let () = on_node(
+            &target_url,
+            &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &source_id],
+        )
+        .await;
+        let () = on_node(
+            &source_url,
+            &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &target_id],
+        )
+        .await;
+        let target_port = cluster.nodes()[target].port().to_string();
+        let () = on_node(
+            &source_url,
+            &[
+                "MIGRATE",
+                "127.0.0.1",
+                &target_port,
+                "",
+                "0",
+                "5000",
+                "KEYS",
+                "{moving}:a",
+            ],
+        )
+        .await;
+        let a: i64 = connection.get("{moving}:a").await.unwrap();
+        let b: i64 = connection.get("{moving}:b").await.unwrap();
+        assert_eq!(
+            (a, b),
+            (1, 2),
+            "a through ASK to the target, b still on the source"
+        );
+
+        // The move ends: every master says the target serves the slot, and
+        // the source answers MOVED, which the client follows.
+        let () = on_node(
+            &source_url,
+            &[
+                "MIGRATE",
+                "127.0.0.1",
+                &target_port,
+                "",
+                "0",
+                "5000",
+                "KEYS",
+                "{moving}:b",
+            ],
+        )
+        .await;
+        for url in [&target_url, &source_url, &third_url] {
+            let () = on_node(url, &["CLUSTER", "SETSLOT", &slot, "NODE", &target_id]).await;
+        }
+        let script = redis::Script::new("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+        let a: i64 = script
+            .key("{moving}:a")
+            .arg(10)
+            .invoke_async(&mut connection)
+            .await
+            .unwrap();
+        let b: i64 = connection.get("{moving}:b").await.unwrap();
+        assert_eq!((a, b), (11, 2));
+        assert_eq!(cluster.master_of("{moving}:a"), target);
+    });
+}
