@@ -176,13 +176,18 @@ impl RedisServer {
         assert!(status.success(), "kill {signal} failed");
     }
 
+    /// The server's working directory, of its port.
+    fn dir(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("lumyx-redis-{}", self.port))
+    }
+
     /// Starts the server again on the same port (stopping it first if it runs)
     /// and waits until it accepts connections.
     pub fn restart(&mut self) -> io::Result<()> {
         self.stop();
         // Replication writes a snapshot (and a replica its temporary file)
         // into the working directory: keep them out of the source tree.
-        let dir = std::env::temp_dir().join(format!("lumyx-redis-{}", self.port));
+        let dir = self.dir();
         std::fs::create_dir_all(&dir)?;
         // A replica saves what it synced as `dump.rdb`, which the next
         // server on this port would load: a restart starts empty.
@@ -251,6 +256,8 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        // Its files (a replica's snapshot, a cluster node's file) go with it.
+        let _ = std::fs::remove_dir_all(self.dir());
         release_port(self.port);
     }
 }
