@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
@@ -153,6 +154,9 @@ impl fmt::Debug for KeyEntry {
 /// ```
 pub struct KeyTable {
     shards: Box<[PaddedShard]>,
+    /// How many keys the table holds in each Redis Cluster hash slot
+    /// ([`KeyId::cluster_slot`]), for [`Keys::new_key`](crate::Keys::new_key).
+    slot_loads: Box<[AtomicU32]>,
 }
 
 impl Default for KeyTable {
@@ -179,7 +183,22 @@ impl KeyTable {
                     )))
                 })
                 .collect(),
+            slot_loads: (0..KeyId::CLUSTER_SLOTS)
+                .map(|_| AtomicU32::new(0))
+                .collect(),
         }
+    }
+
+    fn slot_load(&self, id: &KeyId) -> &AtomicU32 {
+        &self.slot_loads[usize::from(id.cluster_slot())]
+    }
+
+    /// How many of the table's keys sit in this Redis Cluster hash slot
+    /// ([`KeyId::cluster_slot`]); 0 for a slot past the last.
+    pub fn keys_in_slot(&self, slot: u16) -> u32 {
+        self.slot_loads
+            .get(usize::from(slot))
+            .map_or(0, |load| load.load(Ordering::Relaxed))
     }
 
     fn shard(&self, id: &KeyId) -> &RwLock<Shard> {
@@ -225,12 +244,19 @@ impl KeyTable {
             .get(&id)
             .map(|entry| Arc::clone(&entry.state))
             .unwrap_or_default();
-        shard.insert(id, Arc::new(KeyEntry::new(record, state)));
+        if shard
+            .insert(id, Arc::new(KeyEntry::new(record, state)))
+            .is_none()
+        {
+            self.slot_load(&id).fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Removes the key with this id.
     pub fn remove(&self, id: &KeyId) {
-        self.write(id).remove(id);
+        if self.write(id).remove(id).is_some() {
+            self.slot_load(id).fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Makes the table hold exactly `records`: new ones are added, changed
@@ -240,7 +266,13 @@ impl KeyTable {
         fresh.extend(records.into_iter().map(|record| (record.id, record)));
         for PaddedShard(shard) in self.shards.iter() {
             let mut shard = shard.write().unwrap_or_else(PoisonError::into_inner);
-            shard.retain(|id, _| fresh.contains_key(id));
+            shard.retain(|id, _| {
+                let kept = fresh.contains_key(id);
+                if !kept {
+                    self.slot_load(id).fetch_sub(1, Ordering::Relaxed);
+                }
+                kept
+            });
         }
         for record in fresh.into_values() {
             self.put(record);

@@ -35,6 +35,32 @@ impl KeyId {
     pub const fn as_bytes(&self) -> &[u8; 8] {
         &self.0
     }
+
+    /// How many hash slots a Redis Cluster has.
+    pub const CLUSTER_SLOTS: u16 = 16_384;
+
+    /// The Redis Cluster hash slot of the Redis keys this id tags (their
+    /// names hold `{key_…}`): a key's record, limiter state and usage all
+    /// sit in it. It is what Redis's `CLUSTER KEYSLOT` answers: the CRC16
+    /// (XMODEM) of the id's text, modulo 16384.
+    ///
+    /// ```
+    /// use lumyx_keys::KeyId;
+    ///
+    /// let id: KeyId = "key_4e58d9f4757ccfc3".parse()?;
+    /// assert_eq!(id.cluster_slot(), 12934); // CLUSTER KEYSLOT lumyx:rl:{key_4e58d9f4757ccfc3}
+    /// # Ok::<(), lumyx_keys::Error>(())
+    /// ```
+    pub fn cluster_slot(&self) -> u16 {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0_u8; 20];
+        text[..4].copy_from_slice(KeyId::PREFIX.as_bytes());
+        for (pair, byte) in text[4..].chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        crc16::State::<crc16::XMODEM>::calculate(&text) % KeyId::CLUSTER_SLOTS
+    }
 }
 
 impl std::hash::Hash for KeyId {

@@ -452,7 +452,7 @@ impl AdminSecret {
 
 /// A key named `demo` of the [`DEMO_OWNER`], with the default limits.
 async fn make_demo_key(keys: &Keys) -> Result<ApiKey, StartError> {
-    let key = ApiKey::generate().map_err(StartError::Keys)?;
+    let key = keys.new_key().map_err(StartError::Keys)?;
     let record = KeyRecord::new(key.as_key_ref(), "demo", DEMO_OWNER, Utc::now());
     keys.insert(record).await.map_err(StartError::Keys)?;
     Ok(key)

@@ -34,7 +34,10 @@ pub(crate) async fn create<B>(
     let scopes = scopes_from_wire(&request.scopes()).map_err(|unknown| {
         ApiError::invalid_value("scopes", format_args!("unknown scope `{unknown}`"))
     })?;
-    let key = ApiKey::generate().map_err(|err| unavailable("no key could be generated", &err))?;
+    let key = state
+        .keys
+        .new_key()
+        .map_err(|err| unavailable("no key could be generated", &err))?;
     let mut record = KeyRecord::new(key.as_key_ref(), request.name, request.owner, now)
         .with_limits(limits)
         .with_scopes(scopes);
@@ -176,7 +179,10 @@ pub(crate) async fn rotate<B>(
         )
         .into());
     }
-    let key = ApiKey::generate().map_err(|err| unavailable("no key could be generated", &err))?;
+    let key = state
+        .keys
+        .new_key()
+        .map_err(|err| unavailable("no key could be generated", &err))?;
     let mut record = KeyRecord::new(key.as_key_ref(), old.name.clone(), old.owner.clone(), now)
         .with_limits(old.limits)
         .with_scopes(old.scopes);
