@@ -86,6 +86,25 @@ async fn on_node<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
     command.query_async(&mut connection).await.unwrap()
 }
 
+/// Moves `key` from the node at `source_url` to the one on `target_port`
+/// (`MIGRATE`), as a resharding does key by key.
+async fn migrate(source_url: &str, target_port: &str, key: &str) {
+    let () = on_node(
+        source_url,
+        &[
+            "MIGRATE",
+            "127.0.0.1",
+            target_port,
+            "",
+            "0",
+            "5000",
+            "KEYS",
+            key,
+        ],
+    )
+    .await;
+}
+
 #[test]
 fn a_slot_moved_to_another_master_is_followed_through_ask_then_moved() {
     let Some(cluster) = RedisCluster::start_or_skip("cluster_resharding") else {
@@ -123,20 +142,7 @@ fn a_slot_moved_to_another_master_is_followed_through_ask_then_moved() {
         )
         .await;
         let target_port = cluster.nodes()[target].port().to_string();
-        let () = on_node(
-            &source_url,
-            &[
-                "MIGRATE",
-                "127.0.0.1",
-                &target_port,
-                "",
-                "0",
-                "5000",
-                "KEYS",
-                "{moving}:a",
-            ],
-        )
-        .await;
+        migrate(&source_url, &target_port, "{moving}:a").await;
         let a: i64 = connection.get("{moving}:a").await.unwrap();
         let b: i64 = connection.get("{moving}:b").await.unwrap();
         assert_eq!(
@@ -147,20 +153,7 @@ fn a_slot_moved_to_another_master_is_followed_through_ask_then_moved() {
 
         // The move ends: every master says the target serves the slot, and
         // the source answers MOVED, which the client follows.
-        let () = on_node(
-            &source_url,
-            &[
-                "MIGRATE",
-                "127.0.0.1",
-                &target_port,
-                "",
-                "0",
-                "5000",
-                "KEYS",
-                "{moving}:b",
-            ],
-        )
-        .await;
+        migrate(&source_url, &target_port, "{moving}:b").await;
         for url in [&target_url, &source_url, &third_url] {
             let () = on_node(url, &["CLUSTER", "SETSLOT", &slot, "NODE", &target_id]).await;
         }
