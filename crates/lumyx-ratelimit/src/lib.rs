@@ -10,6 +10,8 @@ mod headers;
 mod key_limiter;
 mod limits;
 mod memory;
+#[cfg(feature = "redis")]
+mod outages;
 mod policy;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

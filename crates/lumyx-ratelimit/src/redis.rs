@@ -11,11 +11,16 @@ use lumyx_redis::{
 
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 
+use crate::outages::Outages;
 use crate::policy;
 use crate::{
     Backend, Clock, Counted, Counts, DayUsage, Decision, DeniedBy, Error, Limits, ManualClock,
     MemoryLimiter, Snapshot, SystemClock, Timestamp, Usage,
 };
+
+/// How long a cluster's layout (which master serves which slots) is used
+/// before it is read again: 60 s.
+const LAYOUT_MAX_AGE_MICROS: u64 = 60_000_000;
 
 /// The decision script; see its header for the protocol.
 const SCRIPT: &str = include_str!("ratelimit.lua");
@@ -63,7 +68,9 @@ impl RedisLimiterBuilder {
     }
 
     /// After a failure, how long decisions skip Redis and go straight to the
-    /// outage policy before one tries Redis again. Default: 1 s.
+    /// outage policy before one tries Redis again. Default: 1 s. On a
+    /// cluster this holds for the keys of the failed master's slots only,
+    /// once the limiter has read which master serves which slots.
     pub fn probe_interval(mut self, interval: Duration) -> Self {
         self.probe_interval = interval;
         self
@@ -116,7 +123,7 @@ impl RedisLimiterBuilder {
             fallback: MemoryLimiter::with_clock(local_clock.clone()),
             local_clock,
             origin: Instant::now(),
-            down_until: AtomicU64::new(0),
+            outages: Outages::new(manager_is_cluster),
             last_failure: Mutex::new(None),
             redis_clock: RedisClock::new(manager_is_cluster),
             script_loaded: AtomicBool::new(false),
@@ -214,8 +221,9 @@ pub struct RedisLimiter {
     fallback: MemoryLimiter<String, Arc<dyn Clock>>,
     local_clock: Arc<dyn Clock>,
     origin: Instant,
-    /// Microseconds after `origin` before which Redis is not tried; 0 when up.
-    down_until: AtomicU64,
+    /// When Redis (each master, on a cluster) is tried again after a
+    /// failure.
+    outages: Outages,
     /// Why Redis was last found down, the source of errors while it is.
     last_failure: Mutex<Option<RedisFailure>>,
     /// Redis's clock as estimated here, for the deadlines of calls.
@@ -409,10 +417,11 @@ impl RedisLimiter {
         self.outage_policy
     }
 
-    /// Whether the last attempt to reach Redis failed (decisions currently go
-    /// to the outage policy).
+    /// Whether Redis, or on a cluster any of its masters, is marked down
+    /// after a failure: its keys' decisions go to the outage policy until a
+    /// probe succeeds.
     pub fn is_degraded(&self) -> bool {
-        self.down_until.load(Ordering::Relaxed) != 0
+        self.outages.any_down()
     }
 
     /// The Redis key holding the state of `key`: the prefix and `key` in
@@ -550,7 +559,8 @@ impl RedisLimiter {
         consume: bool,
         tally: Tally,
     ) -> Result<Decision, Error> {
-        let down_until = self.down_until.load(Ordering::Relaxed);
+        let outage = self.outages.of_slot(self.slot_of(key));
+        let down_until = outage.load(Ordering::Relaxed);
         if down_until != 0 {
             let elapsed = self.elapsed_micros();
             if elapsed < down_until {
@@ -559,7 +569,7 @@ impl RedisLimiter {
             // Time to probe: the one request that moves the next probe on
             // probes, the others keep to the outage policy instead of all
             // waiting out the timeout together.
-            let claimed = self.down_until.compare_exchange(
+            let claimed = outage.compare_exchange(
                 down_until,
                 self.next_probe(elapsed),
                 Ordering::Relaxed,
@@ -593,8 +603,15 @@ impl RedisLimiter {
             return self.failed(key, limits, consume, failure);
         };
         if down_until != 0 {
-            self.down_until.store(0, Ordering::Relaxed);
+            outage.store(0, Ordering::Relaxed);
             tracing::info!(redis = %self.url, "Redis serves again; rate limits are shared again");
+        }
+        if self.manager.is_cluster()
+            && self
+                .outages
+                .layout_due(self.elapsed_micros(), LAYOUT_MAX_AGE_MICROS)
+        {
+            self.read_layout().await;
         }
         Ok(decision)
     }
@@ -682,9 +699,10 @@ impl RedisLimiter {
         consume: bool,
         failure: RedisFailure,
     ) -> Result<Decision, Error> {
+        let outage = self.outages.of_slot(self.slot_of(key));
         if failure.class() == FailureClass::Data {
             // Redis answered: it is up, for every other key.
-            if self.down_until.swap(0, Ordering::Relaxed) != 0 {
+            if outage.swap(0, Ordering::Relaxed) != 0 {
                 tracing::info!(redis = %self.url, "Redis serves again; rate limits are shared again");
             }
             tracing::error!(
@@ -698,7 +716,7 @@ impl RedisLimiter {
             });
         }
         let next_probe = self.next_probe(self.elapsed_micros());
-        if self.down_until.swap(next_probe, Ordering::Relaxed) == 0 {
+        if outage.swap(next_probe, Ordering::Relaxed) == 0 {
             tracing::warn!(
                 redis = %self.url,
                 policy = ?self.outage_policy,
@@ -743,6 +761,34 @@ impl RedisLimiter {
                     },
                 })
             }
+        }
+    }
+
+    /// The hash slot of `key`'s state on a cluster (see
+    /// [`RedisLimiter::redis_key`]); 0 on one server, without computing it.
+    fn slot_of(&self, key: &str) -> usize {
+        if self.manager.is_cluster() {
+            self.redis_clock.slot_of(&self.redis_key(key))
+        } else {
+            0
+        }
+    }
+
+    /// Reads which master serves which slots (`CLUSTER SLOTS`, from any
+    /// node), so that a failure marks down the slots of its master only
+    /// (see [`Outages`]). A failure to read changes nothing: until a read
+    /// succeeds, a failure marks every slot down, as on one server.
+    async fn read_layout(&self) {
+        let mut connection = self.manager.clone();
+        let read = tokio::time::timeout(
+            self.timeout,
+            redis::cmd("CLUSTER")
+                .arg("SLOTS")
+                .query_async::<redis::Value>(&mut connection),
+        )
+        .await;
+        if let Ok(Ok(reply)) = read {
+            self.outages.set_layout(&reply, self.elapsed_micros());
         }
     }
 

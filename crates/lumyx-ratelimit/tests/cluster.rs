@@ -388,3 +388,54 @@ async fn a_failover_under_the_closed_policy_is_unavailable_until_the_replica_ser
     assert_eq!(decision.snapshot().day.remaining, daily - 2 * rpm);
     assert!(!limiter.is_degraded());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_master_down_leaves_the_keys_of_the_others_shared_and_exact() {
+    let Some(mut cluster) = RedisCluster::start_or_skip("cluster one master down") else {
+        return;
+    };
+    let clock = at("2026-11-27T10:00:00Z");
+    // A probe interval longer than the test, so that a limiter that took
+    // one master's failure for all of Redis would decide every key locally
+    // until the end.
+    let build = || async {
+        RedisLimiter::builder(cluster.urls().parse().unwrap())
+            .clock(clock.clone())
+            .timeout(Duration::from_millis(500))
+            .probe_interval(Duration::from_secs(60))
+            .connect()
+            .await
+            .unwrap()
+    };
+    let (first, second) = (build().await, build().await);
+    let rpm = 10;
+    let limits = limits(rpm, 10_000);
+    let down_key = "key_00000000000000d0";
+    let down_master = cluster.master_of(&first.redis_key(down_key));
+    let up_key = (0_u64..)
+        .map(|n| format!("key_{n:016x}"))
+        .find(|key| cluster.master_of(&first.redis_key(key)) != down_master)
+        .unwrap();
+    // Both limiters decide once in Redis (reading which master serves
+    // which slots on the way).
+    for limiter in [&first, &second] {
+        assert!(limiter.check(&up_key, limits).await.unwrap().is_admitted());
+        assert!(!limiter.is_degraded());
+    }
+
+    cluster.kill_master_of(&first.redis_key(down_key));
+    // The dead master's key: the outage policy (fallback), degraded.
+    assert!(first.check(down_key, limits).await.unwrap().is_admitted());
+    assert!(first.is_degraded());
+
+    // The other master's key is still decided in Redis by both limiters
+    // together: exactly the rest of its minute (2 were spent above), not
+    // the whole limit again in each limiter's local fallback.
+    let mut admitted = 0;
+    for attempt in 0..3 * rpm {
+        let limiter = if attempt % 2 == 0 { &first } else { &second };
+        admitted += u32::from(limiter.check(&up_key, limits).await.unwrap().is_admitted());
+    }
+    assert_eq!(admitted, rpm - 2);
+    assert!(first.is_degraded(), "the dead master's slots stay down");
+}
