@@ -91,18 +91,19 @@ fn contents(messages: &[ConversationMessage]) -> Vec<(Role, String)> {
         .collect()
 }
 
-/// Checks a page: its items' ids, `first_id`, `last_id` and `has_more`.
-fn assert_page(
-    got: (Vec<String>, &Option<String>, &Option<String>, bool),
+/// Checks a page: its items' ids (as `ids_of` reads them), `first_id`,
+/// `last_id` and `has_more`.
+fn assert_page<T>(
+    page: &ListPage<T>,
+    ids_of: fn(&ListPage<T>) -> Vec<String>,
     want: &[&String],
     has_more: bool,
 ) {
-    let (got_ids, first_id, last_id, got_more) = got;
     let want_ids: Vec<String> = want.iter().map(|id| (*id).clone()).collect();
-    assert_eq!(got_ids, want_ids);
-    assert_eq!(first_id.as_ref(), want.first().copied());
-    assert_eq!(last_id.as_ref(), want.last().copied());
-    assert_eq!(got_more, has_more, "has_more of {want_ids:?}");
+    assert_eq!(ids_of(page), want_ids);
+    assert_eq!(page.first_id.as_ref(), want.first().copied());
+    assert_eq!(page.last_id.as_ref(), want.last().copied());
+    assert_eq!(page.has_more, has_more, "has_more of {want_ids:?}");
 }
 
 fn unknown_cursor<T: std::fmt::Debug>(result: Result<T, StoreError>) {
@@ -474,16 +475,7 @@ async fn contract(store: &dyn ConversationStore) {
         .unwrap()
         .unwrap();
     let newest_first: Vec<&String> = all_ids.iter().rev().copied().collect();
-    assert_page(
-        (
-            message_ids(&page),
-            &page.first_id,
-            &page.last_id,
-            page.has_more,
-        ),
-        &newest_first,
-        false,
-    );
+    assert_page(&page, message_ids, &newest_first, false);
     assert_eq!(page.data[0], all[4]);
     let pages = [
         (None, &all_ids[0..2], true),
@@ -500,16 +492,7 @@ async fn contract(store: &dyn ConversationStore) {
             .await
             .unwrap()
             .unwrap();
-        assert_page(
-            (
-                message_ids(&page),
-                &page.first_id,
-                &page.last_id,
-                page.has_more,
-            ),
-            want,
-            has_more,
-        );
+        assert_page(&page, message_ids, want, has_more);
     }
     let pages = [
         (None, &newest_first[0..2], true),
@@ -526,16 +509,7 @@ async fn contract(store: &dyn ConversationStore) {
             .await
             .unwrap()
             .unwrap();
-        assert_page(
-            (
-                message_ids(&page),
-                &page.first_id,
-                &page.last_id,
-                page.has_more,
-            ),
-            want,
-            has_more,
-        );
+        assert_page(&page, message_ids, want, has_more);
     }
     // A page that ends exactly at the last message has nothing after it.
     let page = store
@@ -547,16 +521,7 @@ async fn contract(store: &dyn ConversationStore) {
         .await
         .unwrap()
         .unwrap();
-    assert_page(
-        (
-            message_ids(&page),
-            &page.first_id,
-            &page.last_id,
-            page.has_more,
-        ),
-        &all_ids[2..5],
-        false,
-    );
+    assert_page(&page, message_ids, &all_ids[2..5], false);
     // After the last (or, newest first, the oldest) message: an empty page.
     let page = store
         .messages(
@@ -567,16 +532,7 @@ async fn contract(store: &dyn ConversationStore) {
         .await
         .unwrap()
         .unwrap();
-    assert_page(
-        (
-            message_ids(&page),
-            &page.first_id,
-            &page.last_id,
-            page.has_more,
-        ),
-        &[],
-        false,
-    );
+    assert_page(&page, message_ids, &[], false);
     let page = store
         .messages(
             OWNER,
@@ -586,16 +542,7 @@ async fn contract(store: &dyn ConversationStore) {
         .await
         .unwrap()
         .unwrap();
-    assert_page(
-        (
-            message_ids(&page),
-            &page.first_id,
-            &page.last_id,
-            page.has_more,
-        ),
-        &[],
-        false,
-    );
+    assert_page(&page, message_ids, &[], false);
     // A cursor that is no message of this conversation.
     unknown_cursor(
         store
@@ -635,16 +582,7 @@ async fn contract(store: &dyn ConversationStore) {
     let oldest_first: Vec<&String> = created.iter().map(|c| &c.id).collect();
     let newest_first: Vec<&String> = oldest_first.iter().rev().copied().collect();
     let page = store.list(LISTER, &ListParams::default()).await.unwrap();
-    assert_page(
-        (
-            conversation_ids(&page),
-            &page.first_id,
-            &page.last_id,
-            page.has_more,
-        ),
-        &newest_first,
-        false,
-    );
+    assert_page(&page, conversation_ids, &newest_first, false);
     let mut newest_first_conversations = created.clone();
     newest_first_conversations.reverse();
     assert_eq!(page.data, newest_first_conversations);
@@ -663,16 +601,7 @@ async fn contract(store: &dyn ConversationStore) {
                 .list(LISTER, &params(2, order.clone(), after.map(String::as_str)))
                 .await
                 .unwrap();
-            assert_page(
-                (
-                    conversation_ids(&page),
-                    &page.first_id,
-                    &page.last_id,
-                    page.has_more,
-                ),
-                want,
-                has_more,
-            );
+            assert_page(&page, conversation_ids, want, has_more);
         }
         // Following last_id until has_more is false visits each once.
         let mut seen = Vec::new();
