@@ -146,6 +146,19 @@ async fn outage_setup(
     (a, b, key_of(&created))
 }
 
+/// The end of every outage test: what every policy shares while Redis is
+/// down; then Redis back, the instances sharing again, and logs without
+/// the admin token or the key.
+async fn end_outage(redis: &mut RedisServer, a: ServerProcess, b: ServerProcess, key: &str) {
+    let (ca, cb) = (a.client(), b.client());
+    assert_down_elsewhere(&ca, &cb).await;
+    redis.restart().expect("redis-server starts again");
+    assert_recovers(&ca, &cb, key).await;
+    let secrets = [ADMIN, key];
+    stop_and_check_log(a, &secrets).await;
+    stop_and_check_log(b, &secrets).await;
+}
+
 /// What every policy shares while Redis is down: usage (which has no
 /// outage policy) and key writes answer 503, and the gauge says degraded.
 async fn assert_down_elsewhere(ca: &Client, cb: &Client) {
@@ -206,13 +219,7 @@ async fn outage_closed_refuses_with_503_then_recovers() {
         .await;
         assert_eq!(error["type"], "server_error", "{error}");
     }
-    assert_down_elsewhere(&ca, &cb).await;
-
-    redis.restart().expect("redis-server starts again");
-    assert_recovers(&ca, &cb, &key).await;
-    let secrets = [ADMIN, key.as_str()];
-    stop_and_check_log(a, &secrets).await;
-    stop_and_check_log(b, &secrets).await;
+    end_outage(&mut redis, a, b, &key).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,13 +253,7 @@ async fn outage_open_admits_everything_then_recovers() {
         "invalid_api_key",
     )
     .await;
-    assert_down_elsewhere(&ca, &cb).await;
-
-    redis.restart().expect("redis-server starts again");
-    assert_recovers(&ca, &cb, &key).await;
-    let secrets = [ADMIN, key.as_str()];
-    stop_and_check_log(a, &secrets).await;
-    stop_and_check_log(b, &secrets).await;
+    end_outage(&mut redis, a, b, &key).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,13 +295,7 @@ async fn outage_fallback_limits_each_instance_locally_then_recovers() {
         )
         .await;
     }
-    assert_down_elsewhere(&ca, &cb).await;
-
-    redis.restart().expect("redis-server starts again");
-    assert_recovers(&ca, &cb, &key).await;
-    let secrets = [ADMIN, key.as_str()];
-    stop_and_check_log(a, &secrets).await;
-    stop_and_check_log(b, &secrets).await;
+    end_outage(&mut redis, a, b, &key).await;
 }
 
 /// Runs the binary with `vars` (and a free port) until it exits, for at most
