@@ -87,8 +87,8 @@ use futures_util::future::try_join_all;
 use lumyx_redis::{RedisConnection, RedisConnector, RedisFailure, RedisUrl, retry_if_refused};
 use redis::{AsyncCommands, Cmd, FromRedisValue, RedisResult};
 
-use crate::stored::{NANOS, SECONDS, corrupt, stored_time};
-use crate::{Error, KeyDigest, KeyId, KeyRecord, KeyStore, Limits, Scope, Scopes};
+use crate::stored::{NANOS, SCOPES, SECONDS, corrupt, scopes_text, stored_scopes, stored_time};
+use crate::{Error, KeyDigest, KeyId, KeyRecord, KeyStore, Limits, Scopes};
 
 /// The stream id before every entry: where a follower of an empty change log
 /// starts.
@@ -1028,7 +1028,6 @@ fn change_of(fields: &HashMap<String, String>) -> Option<(u64, KeyId)> {
 /// The hash fields of a record. A time is two fields, `<name>_secs` and
 /// `<name>_nanos`; an absent time has neither.
 fn fields_of(record: &KeyRecord) -> Vec<(&'static str, String)> {
-    let scopes: Vec<&str> = record.scopes.iter().map(Scope::as_str).collect();
     let mut fields = vec![
         ("id", record.id.to_string()),
         ("digest", record.digest.to_hex()),
@@ -1040,7 +1039,7 @@ fn fields_of(record: &KeyRecord) -> Vec<(&'static str, String)> {
             record.limits.rate_limit_per_minute().to_string(),
         ),
         ("daily_limit", record.limits.daily_limit().to_string()),
-        ("scopes", scopes.join(",")),
+        ("scopes", scopes_text(record.scopes)),
     ];
     let times = [
         (CREATED_AT, Some(record.created_at)),
@@ -1135,14 +1134,6 @@ impl StoredFields {
 
     /// The scopes, stored as their names joined by commas.
     fn scopes(&mut self) -> Result<Scopes, Error> {
-        const EXPECTED: &str = "scope names joined by commas";
-        self.text("scopes", EXPECTED)?
-            .split(',')
-            .filter(|name| !name.is_empty())
-            .map(|name| {
-                name.parse::<Scope>()
-                    .map_err(|err| corrupt("scopes", EXPECTED, Some(Box::new(err))))
-            })
-            .collect()
+        stored_scopes(&self.text("scopes", SCOPES)?)
     }
 }

@@ -27,8 +27,8 @@ use rusqlite::{
     Connection, OptionalExtension, Transaction, TransactionBehavior, named_params, params,
 };
 
-use crate::stored::{NANOS, SECONDS, corrupt, stored_time};
-use crate::{DIGEST_LEN, Error, KeyDigest, KeyId, KeyRecord, KeyStore, Limits, Scope, Scopes};
+use crate::stored::{NANOS, SCOPES, SECONDS, corrupt, scopes_text, stored_scopes, stored_time};
+use crate::{DIGEST_LEN, Error, KeyDigest, KeyId, KeyRecord, KeyStore, Limits};
 
 /// The component name of this crate's row in `schema_versions`.
 const COMPONENT: &str = "lumyx_keys";
@@ -456,7 +456,6 @@ fn time_columns(time: Option<DateTime<Utc>>) -> (Option<i64>, Option<i64>) {
 /// Runs [`INSERT`] or [`UPDATE`] with the record's columns, and answers how
 /// many rows changed.
 fn write_record(connection: &Connection, sql: &str, record: &KeyRecord) -> Result<usize, Error> {
-    let scopes: Vec<&str> = record.scopes.iter().map(Scope::as_str).collect();
     let (created_at_secs, created_at_nanos) = time_columns(Some(record.created_at));
     let (expires_at_secs, expires_at_nanos) = time_columns(record.expires_at);
     let (revoked_at_secs, revoked_at_nanos) = time_columns(record.revoked_at);
@@ -476,7 +475,7 @@ fn write_record(connection: &Connection, sql: &str, record: &KeyRecord) -> Resul
             ":revoked_at_nanos": revoked_at_nanos,
             ":rate_limit_per_minute": record.limits.rate_limit_per_minute(),
             ":daily_limit": record.limits.daily_limit(),
-            ":scopes": scopes.join(","),
+            ":scopes": scopes_text(record.scopes),
         })
         .map_err(store_error)
 }
@@ -629,7 +628,7 @@ impl StoredRow {
                 revoked_at_nanos,
             )?,
             limits,
-            scopes: stored_scopes(scopes)?,
+            scopes: stored_scopes(&text("scopes", SCOPES, scopes)?)?,
         };
         record
             .check_consistent()
@@ -694,17 +693,4 @@ fn time(
         (Value::Integer(_), _) => Err(corrupt(nanos, NANOS, None)),
         _ => Err(corrupt(secs, SECONDS, None)),
     }
-}
-
-/// The scopes, stored as their names joined by commas.
-fn stored_scopes(value: Value) -> Result<Scopes, Error> {
-    const EXPECTED: &str = "scope names joined by commas";
-    text("scopes", EXPECTED, value)?
-        .split(',')
-        .filter(|name| !name.is_empty())
-        .map(|name| {
-            name.parse::<Scope>()
-                .map_err(|err| corrupt("scopes", EXPECTED, Some(Box::new(err))))
-        })
-        .collect()
 }

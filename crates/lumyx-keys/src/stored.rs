@@ -1,11 +1,12 @@
 //! What the stores that keep records outside this process (Redis, SQLite)
 //! share: how a time is kept (whole seconds and the nanoseconds within,
-//! both integers, so that times compare exactly) and read back, and the
-//! error for a stored field that cannot be read.
+//! both integers, so that times compare exactly) and read back, how scopes
+//! are kept (their names joined by commas), and the error for a stored
+//! field that cannot be read.
 
 use chrono::{DateTime, Utc};
 
-use crate::{Error, KeyRecord};
+use crate::{Error, KeyRecord, Scope, Scopes};
 
 /// What the seconds of a stored time must hold.
 pub(crate) const SECONDS: &str =
@@ -42,4 +43,24 @@ pub(crate) fn stored_time(
         .ok()
         .and_then(|nanoseconds| held(DateTime::from_timestamp(seconds, nanoseconds)))
         .ok_or_else(|| corrupt(nanos, NANOS, None))
+}
+
+/// Scopes as stored: their names joined by commas.
+pub(crate) fn scopes_text(scopes: Scopes) -> String {
+    let names: Vec<&str> = scopes.iter().map(Scope::as_str).collect();
+    names.join(",")
+}
+
+/// What stored scopes must hold.
+pub(crate) const SCOPES: &str = "scope names joined by commas";
+
+/// Scopes from their stored text (see [`scopes_text`]).
+pub(crate) fn stored_scopes(text: &str) -> Result<Scopes, Error> {
+    text.split(',')
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            name.parse::<Scope>()
+                .map_err(|err| corrupt("scopes", SCOPES, Some(Box::new(err))))
+        })
+        .collect()
 }
