@@ -545,9 +545,7 @@ impl RedisLimiter {
     /// The Redis key of `key`'s usage counts: its state key and `:u`, in the
     /// same hash slot.
     pub fn usage_key(&self, key: &str) -> String {
-        let mut usage_key = self.redis_key(key);
-        usage_key.push_str(":u");
-        usage_key
+        usage_key_of(&self.redis_key(key))
     }
 
     /// Decides (or peeks, when `consume` is false) in Redis, or under the
@@ -559,7 +557,9 @@ impl RedisLimiter {
         consume: bool,
         tally: Tally,
     ) -> Result<Decision, Error> {
-        let outage = self.outages.of_slot(self.slot_of(key));
+        let redis_key = self.redis_key(key);
+        let slot = self.redis_clock.slot_of(&redis_key);
+        let outage = self.outages.of_slot(slot);
         let down_until = outage.load(Ordering::Relaxed);
         if down_until != 0 {
             let elapsed = self.elapsed_micros();
@@ -582,15 +582,15 @@ impl RedisLimiter {
         let started = self.elapsed_micros();
         let reply = match tokio::time::timeout(
             self.timeout,
-            self.call(key, limits, consume, tally, started),
+            self.call(redis_key, slot, limits, consume, tally, started),
         )
         .await
         {
             Ok(Ok(reply)) => reply,
-            Ok(Err(err)) => return self.failed(key, limits, consume, err.into()),
+            Ok(Err(err)) => return self.failed(key, outage, limits, consume, err.into()),
             Err(_) => {
                 let failure = RedisFailure::timed_out(self.timeout);
-                return self.failed(key, limits, consume, failure);
+                return self.failed(key, outage, limits, consume, failure);
             }
         };
         self.redis_clock
@@ -600,7 +600,7 @@ impl RedisLimiter {
             // just in time from a call that ran just too late): nothing was
             // counted, and Redis is as good as unreachable for it.
             let failure = RedisFailure::timed_out(self.timeout);
-            return self.failed(key, limits, consume, failure);
+            return self.failed(key, outage, limits, consume, failure);
         };
         if down_until != 0 {
             outage.store(0, Ordering::Relaxed);
@@ -621,24 +621,24 @@ impl RedisLimiter {
     /// client as its connection says.
     async fn call(
         &self,
-        key: &str,
+        redis_key: String,
+        slot: usize,
         limits: Limits,
         consume: bool,
         tally: Tally,
         started: u64,
     ) -> Result<Reply, RedisError> {
-        let mut keys = vec![self.redis_key(key)];
+        let mut keys = vec![redis_key];
         let tally = match tally {
             Tally::Nothing => "",
             Tally::Decision => "decision",
             Tally::Refusal(what) => what.code(),
         };
         if !tally.is_empty() {
-            keys.push(self.usage_key(key));
+            keys.push(usage_key_of(&keys[0]));
         }
         // No deadline until a reply has told Redis's clock: only a limiter's
         // first call goes without one.
-        let slot = self.redis_clock.slot_of(&keys[0]);
         let deadline = self
             .redis_clock
             .estimate(slot, started)
@@ -695,11 +695,11 @@ impl RedisLimiter {
     fn failed(
         &self,
         key: &str,
+        outage: &AtomicU64,
         limits: Limits,
         consume: bool,
         failure: RedisFailure,
     ) -> Result<Decision, Error> {
-        let outage = self.outages.of_slot(self.slot_of(key));
         if failure.class() == FailureClass::Data {
             // Redis answered: it is up, for every other key.
             if outage.swap(0, Ordering::Relaxed) != 0 {
@@ -764,16 +764,6 @@ impl RedisLimiter {
         }
     }
 
-    /// The hash slot of `key`'s state on a cluster (see
-    /// [`RedisLimiter::redis_key`]); 0 on one server, without computing it.
-    fn slot_of(&self, key: &str) -> usize {
-        if self.manager.is_cluster() {
-            self.redis_clock.slot_of(&self.redis_key(key))
-        } else {
-            0
-        }
-    }
-
     /// Reads which master serves which slots (`CLUSTER SLOTS`, from any
     /// node), so that a failure marks down the slots of its master only
     /// (see [`Outages`]). A failure to read changes nothing: until a read
@@ -801,6 +791,12 @@ impl RedisLimiter {
     fn elapsed_micros(&self) -> u64 {
         duration_micros(self.origin.elapsed()).min(u64::MAX / 2)
     }
+}
+
+/// The usage key beside the state key `redis_key` (see
+/// [`RedisLimiter::usage_key`]).
+fn usage_key_of(redis_key: &str) -> String {
+    format!("{redis_key}:u")
 }
 
 fn duration_micros(duration: Duration) -> u64 {
