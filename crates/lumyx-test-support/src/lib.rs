@@ -74,16 +74,27 @@ impl RedisServer {
             );
             return None;
         }
-        let port = reserve_free_loopback_port().expect("no free loopback port for redis-server");
-        let mut server = RedisServer {
-            port,
-            extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
-            child: None,
-        };
-        server
-            .restart()
-            .unwrap_or_else(|err| panic!("{test_name}: redis-server did not start: {err}"));
-        Some(server)
+        // A port free when chosen can be taken by another process (another
+        // test binary) before the server binds it: then the server exits,
+        // and another port is tried.
+        let mut last_error = None;
+        for _ in 0..5 {
+            let port =
+                reserve_free_loopback_port().expect("no free loopback port for redis-server");
+            let mut server = RedisServer {
+                port,
+                extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+                child: None,
+            };
+            match server.restart() {
+                Ok(()) => return Some(server),
+                Err(err) => last_error = Some(err),
+            }
+        }
+        panic!(
+            "{test_name}: redis-server did not start: {}",
+            last_error.expect("five attempts were made")
+        );
     }
 
     /// A read-only replica of this server, on a port of its own, that has
@@ -98,7 +109,11 @@ impl RedisServer {
             RedisServer::start_with_args_or_skip(test_name, &["--replicaof", "127.0.0.1", &port])
                 .expect("redis-server is installed: this server runs");
         let deadline = Instant::now() + STARTUP_TIMEOUT;
-        while replica.info_field("master_link_status").as_deref() != Some("up") {
+        while replica
+            .info_field("replication", "master_link_status")
+            .as_deref()
+            != Some("up")
+        {
             assert!(
                 Instant::now() < deadline,
                 "{test_name}: the replica did not sync"
@@ -108,12 +123,14 @@ impl RedisServer {
         replica
     }
 
-    /// One field of `INFO`, read over a plain TCP connection.
-    fn info_field(&self, field: &str) -> Option<String> {
+    /// One field of a section of `INFO`, read over a plain TCP connection.
+    fn info_field(&self, section: &str, field: &str) -> Option<String> {
         use std::io::{Read, Write};
         let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-        stream.write_all(b"INFO replication\r\n").ok()?;
+        stream
+            .write_all(format!("INFO {section}\r\n").as_bytes())
+            .ok()?;
         let mut reply = vec![0; 64 * 1024];
         let read = stream.read(&mut reply).ok()?;
         let reply = String::from_utf8_lossy(&reply[..read]).into_owned();
@@ -176,9 +193,10 @@ impl RedisServer {
         assert!(status.success(), "kill {signal} failed");
     }
 
-    /// The server's working directory, of its port.
+    /// The server's working directory, of this process and its port: no
+    /// other process's server shares it.
     fn dir(&self) -> PathBuf {
-        std::env::temp_dir().join(format!("lumyx-redis-{}", self.port))
+        std::env::temp_dir().join(format!("lumyx-redis-{}-{}", std::process::id(), self.port))
     }
 
     /// Starts the server again on the same port (stopping it first if it runs)
@@ -235,7 +253,12 @@ impl RedisServer {
                     "redis-server exited at startup with {status}"
                 )));
             }
-            if TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
+            // Ready when the server on the port is this one: another
+            // process's server there means ours cannot bind and will exit.
+            let pid = self.child.as_ref().map(|child| child.id().to_string());
+            if TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok()
+                && self.info_field("server", "process_id") == pid
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {
