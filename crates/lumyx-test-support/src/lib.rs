@@ -255,9 +255,12 @@ impl RedisServer {
             }
             // Ready when the server on the port is this one: another
             // process's server there means ours cannot bind and will exit.
+            // (A server with a password answers `INFO` only after `AUTH`:
+            // then a connection is taken as the sign.)
             let pid = self.child.as_ref().map(|child| child.id().to_string());
+            let has_password = self.extra_args.iter().any(|arg| arg == "--requirepass");
             if TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok()
-                && self.info_field("server", "process_id") == pid
+                && (has_password || self.info_field("server", "process_id") == pid)
             {
                 return Ok(());
             }
