@@ -206,7 +206,7 @@ const REVOKE: &str = concat!(
 /// read back exactly as they were written, and SQL compares times exactly,
 /// as `(secs, nanos)` pairs. Scopes are stored by name, so the column reads
 /// the same to other components and does not depend on the order of
-/// [`Scope`]'s variants. A row this crate did not write (a column `NULL` or
+/// [`Scope`](crate::Scope)'s variants. A row this crate did not write (a column `NULL` or
 /// out of its range) reads as [`Error::Corrupt`] naming its column.
 ///
 /// `Debug` shows the database's path, not the records.
