@@ -160,14 +160,6 @@ fn admitted(c: &mut Criterion) {
             black_box(map)
         })
     });
-    let mut reused = HeaderMap::with_capacity(16);
-    group.bench_function("render headers alone, into a reused map", |b| {
-        b.iter(|| {
-            reused.clear();
-            verdict.write_headers(&mut reused);
-            black_box(&reused);
-        })
-    });
     group.finish();
 
     // Two threads, each with its own half of the keys; the clock is moved by

@@ -89,8 +89,7 @@ impl Admitted {
     pub fn write_headers(&self, headers: &mut HeaderMap) {
         self.snapshot
             .headers()
-            .with_policy(self.entry.policy_header().clone())
-            .write_to(headers);
+            .write_to_with_policy(self.entry.policy_header(), headers);
         if let Some(stops_at) = self.stops_at {
             let text = stops_at.to_rfc3339_opts(SecondsFormat::Secs, true);
             if let Ok(value) = HeaderValue::from_str(&text) {
@@ -253,11 +252,11 @@ impl Denied {
                 &lumyx_ratelimit::Decision::Denied(*denial),
             )),
         };
-        if let Some(mut limits) = limits {
-            if let Some(entry) = &self.entry {
-                limits = limits.with_policy(entry.policy_header().clone());
+        if let Some(limits) = limits {
+            match &self.entry {
+                Some(entry) => limits.write_to_with_policy(entry.policy_header(), headers),
+                None => limits.write_to(headers),
             }
-            limits.write_to(headers);
         }
         if matches!(
             self.refusal,

@@ -36,7 +36,7 @@ impl fmt::Display for GoDuration {
         let mut writer = ValueWriter::new();
         writer.go_duration(self.0);
         // ASCII only.
-        f.write_str(std::str::from_utf8(&writer.0).unwrap_or_default())
+        f.write_str(std::str::from_utf8(writer.as_bytes()).unwrap_or_default())
     }
 }
 
@@ -107,13 +107,10 @@ fn ceil_millis(d: Duration) -> u64 {
 /// assert_eq!(headers[RateLimitHeaders::RATELIMIT], r#""minute";r=50;t=1, "day";r=990;t=41000"#);
 /// assert_eq!(headers.len(), 8);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitHeaders {
     snapshot: Snapshot,
     refusal: Option<Refusal>,
-    /// `ratelimit-policy`, when the caller keeps it (it changes only with
-    /// the limits): see [`RateLimitHeaders::with_policy`].
-    policy: Option<HeaderValue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,14 +152,14 @@ impl RateLimitHeaders {
         RateLimitHeaders {
             snapshot,
             refusal: None,
-            policy: None,
         }
     }
 
     /// The value of `ratelimit-policy` for these limits, e.g.
     /// `"minute";q=60;w=60, "day";q=1000;w=86400`. It changes only with the
     /// limits, so a caller that keeps one per key passes it to
-    /// [`RateLimitHeaders::with_policy`] and the headers need not format it.
+    /// [`RateLimitHeaders::write_to_with_policy`] and the headers need not
+    /// format it.
     pub fn policy_value(rate_limit_per_minute: u32, daily_limit: u32) -> HeaderValue {
         ValueWriter::new()
             .text("\"minute\";q=")
@@ -173,14 +170,6 @@ impl RateLimitHeaders {
             .value()
     }
 
-    /// The headers with `policy` as the value of `ratelimit-policy` (made by
-    /// [`RateLimitHeaders::policy_value`] for the snapshot's limits).
-    #[must_use]
-    pub fn with_policy(mut self, policy: HeaderValue) -> RateLimitHeaders {
-        self.policy = Some(policy);
-        self
-    }
-
     /// The headers of a decision: a refusal adds the retry headers.
     pub fn of_decision(decision: &Decision) -> RateLimitHeaders {
         RateLimitHeaders {
@@ -189,7 +178,6 @@ impl RateLimitHeaders {
                 denied_by: denial.denied_by,
                 retry_after: denial.retry_after,
             }),
-            policy: None,
         }
     }
 
@@ -238,11 +226,51 @@ impl RateLimitHeaders {
 
     /// Inserts every header into `headers`, replacing values of the same
     /// names.
+    ///
+    /// The names are long and none is among `http`'s standard ones, so
+    /// hashing them is most of the cost of inserting them one by one. The
+    /// headers are instead written into a copy of a map that holds the same
+    /// names already (hashed once for the process), and whatever `headers`
+    /// held is put back into it, ours replacing any value of the same name.
     pub fn write_to(&self, headers: &mut HeaderMap) {
-        headers.reserve(self.count());
-        self.for_each(|name, value| {
-            headers.insert(name, value);
+        self.render(None, headers);
+    }
+
+    /// [`write_to`](RateLimitHeaders::write_to), with `policy` as the value
+    /// of `ratelimit-policy`: the value [`RateLimitHeaders::policy_value`]
+    /// made for the snapshot's limits, kept by the caller (it changes only
+    /// with the limits) so that it is not formatted again.
+    pub fn write_to_with_policy(&self, policy: &HeaderValue, headers: &mut HeaderMap) {
+        self.render(Some(policy), headers);
+    }
+
+    fn render(&self, policy: Option<&HeaderValue>, headers: &mut HeaderMap) {
+        let count = self.count();
+        let mut rendered = templates()[count - 8].clone();
+        // The template holds the names in the order the values come.
+        let mut slots = rendered.values_mut();
+        self.for_each_value(policy, |value| {
+            if let Some(slot) = slots.next() {
+                *slot = value;
+            }
         });
+        let theirs = std::mem::replace(headers, rendered);
+        if theirs.is_empty() {
+            return;
+        }
+        headers.reserve(theirs.len());
+        let mut last_name: Option<HeaderName> = None;
+        for (name, value) in theirs {
+            // A name comes once, before all of its values.
+            if name.is_some() {
+                last_name = name;
+            }
+            if let Some(name) = &last_name
+                && !NAMES[..count].contains(name)
+            {
+                headers.append(name.clone(), value);
+            }
+        }
     }
 
     /// The headers as a new map.
@@ -252,43 +280,36 @@ impl RateLimitHeaders {
         headers
     }
 
-    /// Calls `f` with every header, in the order of the table above.
-    fn for_each(&self, mut f: impl FnMut(HeaderName, HeaderValue)) {
+    /// Calls `f` with the value of every header written, in the order of
+    /// [`NAMES`]; `ratelimit-policy` is a copy of `policy` when given.
+    fn for_each_value(&self, policy: Option<&HeaderValue>, mut f: impl FnMut(HeaderValue)) {
         let (minute, day) = (&self.snapshot.minute, &self.snapshot.day);
-        f(Self::LIMIT_REQUESTS, number(minute.limit.into()));
-        f(Self::REMAINING_REQUESTS, number(minute.remaining.into()));
-        f(Self::RESET_REQUESTS, go_duration(minute.reset));
-        f(Self::LIMIT_REQUESTS_DAY, number(day.limit.into()));
-        f(Self::REMAINING_REQUESTS_DAY, number(day.remaining.into()));
-        f(Self::RESET_REQUESTS_DAY, day_reset(day.reset));
-        f(
-            Self::RATELIMIT_POLICY,
-            self.policy
-                .clone()
-                .unwrap_or_else(|| RateLimitHeaders::policy_value(minute.limit, day.limit)),
-        );
-        f(
-            Self::RATELIMIT,
-            ValueWriter::new()
-                .text("\"minute\";r=")
-                .number(minute.remaining)
-                .text(";t=")
-                .number(ceil_secs(minute.next_quota_in))
-                .text(", \"day\";r=")
-                .number(day.remaining)
-                .text(";t=")
-                .number(ceil_secs(day.next_quota_in))
-                .value(),
-        );
+        f(number(minute.limit.into()));
+        f(number(minute.remaining.into()));
+        f(go_duration(minute.reset));
+        f(number(day.limit.into()));
+        f(number(day.remaining.into()));
+        f(day_reset(day.reset));
+        f(policy.map_or_else(
+            || RateLimitHeaders::policy_value(minute.limit, day.limit),
+            HeaderValue::clone,
+        ));
+        f(ValueWriter::new()
+            .text("\"minute\";r=")
+            .number(minute.remaining)
+            .text(";t=")
+            .number(ceil_secs(minute.next_quota_in))
+            .text(", \"day\";r=")
+            .number(day.remaining)
+            .text(";t=")
+            .number(ceil_secs(day.next_quota_in))
+            .value());
         if let (Some(secs), Some(millis)) = (self.retry_after_secs(), self.retry_after_millis()) {
-            f(Self::RETRY_AFTER, number(secs));
-            f(
-                Self::RETRY_AFTER_MS,
-                ValueWriter::new().number(millis).value(),
-            );
+            f(number(secs));
+            f(ValueWriter::new().number(millis).value());
         }
         if self.should_retry() == Some(false) {
-            f(Self::SHOULD_RETRY, HeaderValue::from_static("false"));
+            f(HeaderValue::from_static("false"));
         }
     }
 }
@@ -297,8 +318,9 @@ impl fmt::Display for RateLimitHeaders {
     /// One `name: value` line per header, each ending in `\n`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut result = Ok(());
-        self.for_each(|name, value| {
-            if result.is_ok() {
+        let mut names = NAMES.iter();
+        self.for_each_value(None, |value| {
+            if let (Ok(()), Some(name)) = (&result, names.next()) {
                 // Every value is ASCII: it was formatted here.
                 let value = value.to_str().unwrap_or_default();
                 result = writeln!(f, "{name}: {value}");
@@ -378,6 +400,39 @@ fn day_reset(d: Duration) -> HeaderValue {
     })
 }
 
+/// Every name of the headers, in the order they are written: the eight
+/// policy headers, then those of a refusal (`retry-after`, `retry-after-ms`)
+/// and of a refusal by the day limit (`x-should-retry`).
+static NAMES: [HeaderName; 11] = [
+    RateLimitHeaders::LIMIT_REQUESTS,
+    RateLimitHeaders::REMAINING_REQUESTS,
+    RateLimitHeaders::RESET_REQUESTS,
+    RateLimitHeaders::LIMIT_REQUESTS_DAY,
+    RateLimitHeaders::REMAINING_REQUESTS_DAY,
+    RateLimitHeaders::RESET_REQUESTS_DAY,
+    RateLimitHeaders::RATELIMIT_POLICY,
+    RateLimitHeaders::RATELIMIT,
+    RateLimitHeaders::RETRY_AFTER,
+    RateLimitHeaders::RETRY_AFTER_MS,
+    RateLimitHeaders::SHOULD_RETRY,
+];
+
+/// The maps [`RateLimitHeaders::write_to`] copies: the first 8 to 11
+/// [`NAMES`] with empty values, indexed by the count less 8.
+fn templates() -> &'static [HeaderMap; 4] {
+    static TEMPLATES: OnceLock<[HeaderMap; 4]> = OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        std::array::from_fn(|extra| {
+            let names = &NAMES[..8 + extra];
+            let mut map = HeaderMap::with_capacity(names.len());
+            for name in names {
+                map.insert(name.clone(), HeaderValue::from_static(""));
+            }
+            map
+        })
+    })
+}
+
 /// Static header values of `texts`: made once for the process, so their
 /// text is leaked on purpose (a few tens of kilobytes, never freed).
 fn static_values(texts: impl Iterator<Item = String>) -> Box<[HeaderValue]> {
@@ -386,19 +441,35 @@ fn static_values(texts: impl Iterator<Item = String>) -> Box<[HeaderValue]> {
         .collect()
 }
 
-/// A header value being written: text and numbers pushed straight into the
-/// one buffer the value will own (no `core::fmt`, no copy).
-struct ValueWriter(Vec<u8>);
+/// A header value being written: text and numbers pushed into a buffer on
+/// the stack (no `core::fmt`), then copied once into the value's own
+/// allocation, of exactly its length.
+struct ValueWriter {
+    buffer: [u8; ValueWriter::CAPACITY],
+    len: usize,
+}
 
 impl ValueWriter {
+    /// Longer than any value written here: the longest, `ratelimit` with
+    /// every number at its type's maximum, is 87 bytes.
+    const CAPACITY: usize = 96;
+
     fn new() -> ValueWriter {
-        // The longest value of real limits, `ratelimit`, is 46 bytes.
-        ValueWriter(Vec::with_capacity(48))
+        ValueWriter {
+            buffer: [0; ValueWriter::CAPACITY],
+            len: 0,
+        }
     }
 
     fn text(&mut self, text: &str) -> &mut ValueWriter {
-        self.0.extend_from_slice(text.as_bytes());
+        let end = self.len + text.len();
+        self.buffer[self.len..end].copy_from_slice(text.as_bytes());
+        self.len = end;
         self
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buffer[..self.len]
     }
 
     fn number(&mut self, n: impl itoa::Integer) -> &mut ValueWriter {
@@ -425,10 +496,10 @@ impl ValueWriter {
         self.number(s).text("s")
     }
 
-    fn value(&mut self) -> HeaderValue {
-        let bytes = std::mem::take(&mut self.0);
+    fn value(&self) -> HeaderValue {
         // Digits, letters and punctuation only: always a valid value.
-        HeaderValue::try_from(bytes).expect("a rate-limit header value is visible ASCII")
+        HeaderValue::from_bytes(self.as_bytes())
+            .expect("a rate-limit header value is visible ASCII")
     }
 }
 

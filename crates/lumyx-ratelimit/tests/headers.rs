@@ -225,3 +225,34 @@ fn writing_twice_replaces_the_values() {
         ["59"]
     );
 }
+
+#[test]
+fn what_the_map_held_stays_unless_written_here() {
+    let (_clock, limiter) = limiter_at("2026-11-27T12:00:00Z");
+    let mut map = HeaderMap::new();
+    map.insert("content-type", "application/json".parse().unwrap());
+    map.append("set-cookie", "a=1".parse().unwrap());
+    map.append("set-cookie", "b=2".parse().unwrap());
+    // Admitted: no retry headers are written, so the service's own stays.
+    map.insert("retry-after", "120".parse().unwrap());
+    map.append("x-ratelimit-remaining-requests", "stale".parse().unwrap());
+    map.append("x-ratelimit-remaining-requests", "staler".parse().unwrap());
+    limiter
+        .check("k", Limits::default())
+        .headers()
+        .write_to(&mut map);
+    assert_eq!(map["content-type"], "application/json");
+    assert_eq!(
+        map.get_all("set-cookie").iter().collect::<Vec<_>>(),
+        ["a=1", "b=2"]
+    );
+    assert_eq!(map["retry-after"], "120");
+    assert_eq!(
+        map.get_all("x-ratelimit-remaining-requests")
+            .iter()
+            .collect::<Vec<_>>(),
+        ["59"]
+    );
+    assert_eq!(map.keys_len(), 11);
+    assert_eq!(map.len(), 12);
+}

@@ -18,6 +18,7 @@ use lumyx_api_types::ApiError;
 use lumyx_gate::{Backend, GateLayer};
 use lumyx_keys::Scope;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_layer::Stack;
 
 use crate::admin::require_admin;
 use crate::dashboard;
@@ -34,50 +35,38 @@ pub(crate) fn router<B: Backend>(state: Arc<AppState<B>>) -> Router {
     let metrics = Arc::clone(&state.metrics);
     let deadline = DeadlineLayer::new(state.request_timeout);
     // A keyed route: its deadline inside the gate, so that a late answer
-    // still carries the key's headers.
-    let gate = |scope: Scope| GateLayer::new(Arc::clone(&state.gate), scope);
+    // still carries the key's headers. Both in one layer, so that axum
+    // boxes (and clones, per request) the route's service once for the two.
+    let gate = |scope: Scope| Stack::new(deadline, GateLayer::new(Arc::clone(&state.gate), scope));
     let keyed = Router::new()
         .route(
             "/v1/models",
-            get(models::list::<B>)
-                .layer(deadline)
-                .route_layer(gate(Scope::Models)),
+            get(models::list::<B>).route_layer(gate(Scope::Models)),
         )
         .route(
             "/v1/models/{id}",
-            get(models::show::<B>)
-                .layer(deadline)
-                .route_layer(gate(Scope::Models)),
+            get(models::show::<B>).route_layer(gate(Scope::Models)),
         )
         .route(
             "/v1/chat/completions",
-            post(chat::completions::<B>)
-                .layer(deadline)
-                .route_layer(gate(Scope::Chat)),
+            post(chat::completions::<B>).route_layer(gate(Scope::Chat)),
         )
         .route(
             "/v1/personas",
-            get(personas::list::<B>)
-                .layer(deadline)
-                .route_layer(gate(Scope::Personas)),
+            get(personas::list::<B>).route_layer(gate(Scope::Personas)),
         )
         .route(
             "/v1/personas/{id}",
-            get(personas::show::<B>)
-                .layer(deadline)
-                .route_layer(gate(Scope::Personas)),
+            get(personas::show::<B>).route_layer(gate(Scope::Personas)),
         )
         .route(
             "/v1/agents/{persona_id}/chat/completions",
-            post(chat::agent_completions::<B>)
-                .layer(deadline)
-                .route_layer(gate(Scope::Agents)),
+            post(chat::agent_completions::<B>).route_layer(gate(Scope::Agents)),
         )
         .route(
             "/v1/conversations",
             post(conversations::create::<B>)
                 .get(conversations::list::<B>)
-                .layer(deadline)
                 .route_layer(gate(Scope::Conversations)),
         )
         .route(
@@ -85,14 +74,11 @@ pub(crate) fn router<B: Backend>(state: Arc<AppState<B>>) -> Router {
             get(conversations::show::<B>)
                 .post(conversations::update::<B>)
                 .delete(conversations::delete::<B>)
-                .layer(deadline)
                 .route_layer(gate(Scope::Conversations)),
         )
         .route(
             "/v1/conversations/{id}/messages",
-            get(conversations::messages::<B>)
-                .layer(deadline)
-                .route_layer(gate(Scope::Conversations)),
+            get(conversations::messages::<B>).route_layer(gate(Scope::Conversations)),
         );
     let admin = Router::new()
         .route("/v1/keys", post(keys::create::<B>).get(keys::list::<B>))
