@@ -8,10 +8,10 @@
 //! A presented key that is not in the table is unknown: forged keys never
 //! reach the store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
 use http::HeaderValue;
@@ -57,7 +57,7 @@ impl KeyEntry {
         KeyEntry {
             expires_at: micros_or_never(record.expires_at),
             revoked_at: micros_or_never(record.revoked_at),
-            policy: RateLimitHeaders::policy_value(
+            policy: policy_header(
                 record.limits.rate_limit_per_minute(),
                 record.limits.daily_limit(),
             ),
@@ -114,6 +114,34 @@ impl KeyEntry {
         }
         Some(Timestamp::from_unix_micros(end).to_utc())
     }
+}
+
+/// How many distinct pairs of limits get a `ratelimit-policy` value made
+/// once for the process.
+const SHARED_POLICIES: usize = 4096;
+
+/// The value of `ratelimit-policy` for these limits. Keys share a few pairs
+/// of limits, so the first [`SHARED_POLICIES`] pairs seen get a static value,
+/// made once and never freed (under 100 bytes each), whose copies on every
+/// response touch no reference count; any pair beyond gets a value of its own.
+fn policy_header(rate_limit_per_minute: u32, daily_limit: u32) -> HeaderValue {
+    static SHARED: Mutex<BTreeMap<(u32, u32), HeaderValue>> = Mutex::new(BTreeMap::new());
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    let pair = (rate_limit_per_minute, daily_limit);
+    if let Some(kept) = shared.get(&pair) {
+        return kept.clone();
+    }
+    let value = RateLimitHeaders::policy_value(rate_limit_per_minute, daily_limit);
+    if shared.len() >= SHARED_POLICIES {
+        return value;
+    }
+    // Visible ASCII: it was formatted for a header.
+    let Ok(text) = value.to_str() else {
+        return value;
+    };
+    let kept = HeaderValue::from_static(Box::leak(text.to_owned().into_boxed_str()));
+    shared.insert(pair, kept.clone());
+    kept
 }
 
 /// The microseconds of a time that never comes.

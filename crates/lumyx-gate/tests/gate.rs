@@ -407,3 +407,39 @@ fn refusals_name_their_reason() {
     assert_eq!(denied.refusal().code().as_str(), "missing_api_key");
     assert!(denied.record().is_none());
 }
+
+#[test]
+fn keys_of_the_same_limits_share_one_policy_value_and_a_change_of_limits_gets_its_own() {
+    let table = KeyTable::new();
+    let limits = Limits::new(321, 4321).unwrap();
+    let [first, second, changed] = [1, 2, 3].map(|_| ApiKey::generate().unwrap());
+    let record = |key: &ApiKey, limits| {
+        KeyRecord::new(key.as_key_ref(), "policy", "acct", Utc::now()).with_limits(limits)
+    };
+    table.put(record(&first, limits));
+    table.put(record(&second, limits));
+    table.put(record(&changed, Limits::new(322, 4321).unwrap()));
+    let policy = |key: &ApiKey| {
+        table
+            .find_by_digest(&key.digest())
+            .unwrap()
+            .policy_header()
+            .clone()
+    };
+    assert_eq!(
+        policy(&first),
+        r#""minute";q=321;w=60, "day";q=4321;w=86400"#
+    );
+    assert_eq!(
+        policy(&changed),
+        r#""minute";q=322;w=60, "day";q=4321;w=86400"#
+    );
+    // One value for both keys: the same bytes, not two copies.
+    assert_eq!(
+        policy(&first).as_bytes().as_ptr(),
+        policy(&second).as_bytes().as_ptr()
+    );
+    // A key whose limits change gets the value of its new limits.
+    table.put(record(&second, Limits::new(322, 4321).unwrap()));
+    assert_eq!(policy(&second), policy(&changed));
+}
