@@ -53,14 +53,13 @@ struct KeyState {
 }
 
 impl KeyEntry {
-    fn new(record: KeyRecord, state: Arc<KeyState>) -> KeyEntry {
+    /// The entry of `record`, with `policy` the value of its limits'
+    /// `ratelimit-policy` ([`policy_header`]).
+    fn new(record: KeyRecord, policy: HeaderValue, state: Arc<KeyState>) -> KeyEntry {
         KeyEntry {
             expires_at: micros_or_never(record.expires_at),
             revoked_at: micros_or_never(record.revoked_at),
-            policy: policy_header(
-                record.limits.rate_limit_per_minute(),
-                record.limits.daily_limit(),
-            ),
+            policy,
             record,
             state,
         }
@@ -267,13 +266,18 @@ impl KeyTable {
     /// limits and usage counts.
     pub fn put(&self, record: KeyRecord) {
         let id = record.id;
+        // Before the shard's lock: the values' lock is not held under it.
+        let policy = policy_header(
+            record.limits.rate_limit_per_minute(),
+            record.limits.daily_limit(),
+        );
         let mut shard = self.write(&id);
         let state = shard
             .get(&id)
             .map(|entry| Arc::clone(&entry.state))
             .unwrap_or_default();
         if shard
-            .insert(id, Arc::new(KeyEntry::new(record, state)))
+            .insert(id, Arc::new(KeyEntry::new(record, policy, state)))
             .is_none()
         {
             self.slot_load(&id).fetch_add(1, Ordering::Relaxed);

@@ -409,16 +409,12 @@ fn refusals_name_their_reason() {
 }
 
 #[test]
-fn keys_of_the_same_limits_share_one_policy_value_and_a_change_of_limits_gets_its_own() {
+fn keys_of_the_same_limits_share_one_policy_value_and_other_limits_get_their_own() {
     let table = KeyTable::new();
-    let limits = Limits::new(321, 4321).unwrap();
-    let [first, second, changed] = [1, 2, 3].map(|_| ApiKey::generate().unwrap());
-    let record = |key: &ApiKey, limits| {
+    let record = |key: &ApiKey, minute, day| {
+        let limits = Limits::new(minute, day).unwrap();
         KeyRecord::new(key.as_key_ref(), "policy", "acct", Utc::now()).with_limits(limits)
     };
-    table.put(record(&first, limits));
-    table.put(record(&second, limits));
-    table.put(record(&changed, Limits::new(322, 4321).unwrap()));
     let policy = |key: &ApiKey| {
         table
             .find_by_digest(&key.digest())
@@ -426,20 +422,29 @@ fn keys_of_the_same_limits_share_one_policy_value_and_a_change_of_limits_gets_it
             .policy_header()
             .clone()
     };
-    assert_eq!(
-        policy(&first),
-        r#""minute";q=321;w=60, "day";q=4321;w=86400"#
-    );
-    assert_eq!(
-        policy(&changed),
-        r#""minute";q=322;w=60, "day";q=4321;w=86400"#
-    );
+    let text = |minute, day| format!(r#""minute";q={minute};w=60, "day";q={day};w=86400"#);
+    let [first, second, other_minute, other_day] =
+        [1, 2, 3, 4].map(|_| ApiKey::generate().unwrap());
+    table.put(record(&first, 321, 4321));
+    table.put(record(&second, 321, 4321));
+    table.put(record(&other_minute, 322, 4321));
+    table.put(record(&other_day, 321, 4322));
+    assert_eq!(policy(&first), text(321, 4321));
+    assert_eq!(policy(&other_minute), text(322, 4321));
+    assert_eq!(policy(&other_day), text(321, 4322));
     // One value for both keys: the same bytes, not two copies.
     assert_eq!(
         policy(&first).as_bytes().as_ptr(),
         policy(&second).as_bytes().as_ptr()
     );
     // A key whose limits change gets the value of its new limits.
-    table.put(record(&second, Limits::new(322, 4321).unwrap()));
-    assert_eq!(policy(&second), policy(&changed));
+    table.put(record(&second, 322, 4321));
+    assert_eq!(policy(&second), text(322, 4321));
+    // Past the pairs that get a shared value, every key still gets its own
+    // limits' value.
+    let many = ApiKey::generate().unwrap();
+    for day in 5000..10_000 {
+        table.put(record(&many, 999, day));
+        assert_eq!(policy(&many), text(999, day));
+    }
 }

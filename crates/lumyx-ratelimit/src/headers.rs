@@ -1,8 +1,9 @@
 //! The rate-limit headers of every response to a request with a valid key:
 //! OpenAI's `x-ratelimit-*` pair of policies, the IETF draft's `ratelimit`
 //! and `ratelimit-policy`, and on a refusal `retry-after`, `retry-after-ms`
-//! and `x-should-retry`. Written straight into an `http::HeaderMap`; the
-//! values are formatted on the stack, with no intermediate `String`.
+//! and `x-should-retry`. Written into an `http::HeaderMap` by copying a map
+//! that already holds their names (so that no name is hashed per response);
+//! the values are formatted on the stack, with no intermediate `String`.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -246,7 +247,11 @@ impl RateLimitHeaders {
 
     fn render(&self, policy: Option<&HeaderValue>, headers: &mut HeaderMap) {
         let count = self.count();
-        let mut rendered = templates()[count - 8].clone();
+        let Some(templates) = templates() else {
+            self.insert_each(policy, headers);
+            return;
+        };
+        let mut rendered = templates[count - 8].clone();
         // The template holds the names in the order the values come.
         let mut slots = rendered.values_mut();
         self.for_each_value(policy, |value| {
@@ -258,7 +263,7 @@ impl RateLimitHeaders {
         if theirs.is_empty() {
             return;
         }
-        headers.reserve(theirs.len());
+        headers.reserve(theirs.keys_len());
         let mut last_name: Option<HeaderName> = None;
         for (name, value) in theirs {
             // A name comes once, before all of its values.
@@ -273,9 +278,22 @@ impl RateLimitHeaders {
         }
     }
 
+    /// The headers inserted one by one, each name hashed: what
+    /// [`write_to`](RateLimitHeaders::write_to) does when `http` does not
+    /// keep a map's order.
+    fn insert_each(&self, policy: Option<&HeaderValue>, headers: &mut HeaderMap) {
+        headers.reserve(self.count());
+        let mut names = NAMES.iter();
+        self.for_each_value(policy, |value| {
+            if let Some(name) = names.next() {
+                headers.insert(name.clone(), value);
+            }
+        });
+    }
+
     /// The headers as a new map.
     pub fn to_header_map(&self) -> HeaderMap {
-        let mut headers = HeaderMap::with_capacity(11);
+        let mut headers = HeaderMap::new();
         self.write_to(&mut headers);
         headers
     }
@@ -418,19 +436,29 @@ static NAMES: [HeaderName; 11] = [
 ];
 
 /// The maps [`RateLimitHeaders::write_to`] copies: the first 8 to 11
-/// [`NAMES`] with empty values, indexed by the count less 8.
-fn templates() -> &'static [HeaderMap; 4] {
-    static TEMPLATES: OnceLock<[HeaderMap; 4]> = OnceLock::new();
-    TEMPLATES.get_or_init(|| {
-        std::array::from_fn(|extra| {
-            let names = &NAMES[..8 + extra];
-            let mut map = HeaderMap::with_capacity(names.len());
-            for name in names {
-                map.insert(name.clone(), HeaderValue::from_static(""));
-            }
-            map
+/// [`NAMES`] with empty values, indexed by the count less 8; `None` when a
+/// map made so does not give back its names in the order they went in
+/// (`http` 1.x does, as its maps keep their entries in a vector, but does not
+/// promise it), and the values would not land under their names.
+fn templates() -> Option<&'static [HeaderMap; 4]> {
+    static TEMPLATES: OnceLock<Option<[HeaderMap; 4]>> = OnceLock::new();
+    TEMPLATES
+        .get_or_init(|| {
+            let templates: [HeaderMap; 4] = std::array::from_fn(|extra| {
+                let names = &NAMES[..8 + extra];
+                let mut map = HeaderMap::with_capacity(names.len());
+                for name in names {
+                    map.insert(name.clone(), HeaderValue::from_static(""));
+                }
+                map
+            });
+            let in_order = templates.iter().all(|map| {
+                let copy = map.clone();
+                copy.len() == copy.keys_len() && copy.keys().eq(NAMES[..copy.len()].iter())
+            });
+            in_order.then_some(templates)
         })
-    })
+        .as_ref()
 }
 
 /// Static header values of `texts`: made once for the process, so their
@@ -526,6 +554,71 @@ mod tests {
 
     fn go(d: Duration) -> String {
         GoDuration(d).to_string()
+    }
+
+    #[test]
+    fn the_maps_of_names_keep_their_order_so_the_copies_are_used() {
+        // Were this to fail after an update of `http`, the headers would
+        // still be right (one insertion each), only slower.
+        assert!(templates().is_some());
+    }
+
+    #[test]
+    fn copying_the_names_writes_what_inserting_them_writes() {
+        let policy = crate::PolicySnapshot {
+            limit: 60,
+            remaining: 0,
+            reset: Duration::from_secs(61),
+            next_quota_in: Duration::from_millis(1500),
+        };
+        let refusals = [DeniedBy::Minute, DeniedBy::Day].map(|denied_by| {
+            Decision::Denied(crate::Denial {
+                denied_by,
+                retry_after: Duration::from_millis(1500),
+                snapshot: Snapshot {
+                    minute: policy,
+                    day: policy,
+                },
+            })
+        });
+        let kept = RateLimitHeaders::policy_value(60, 60);
+        for decision in refusals {
+            for policy in [None, Some(&kept)] {
+                let theirs = || {
+                    let mut map = HeaderMap::new();
+                    map.insert("content-type", HeaderValue::from_static("application/json"));
+                    map.append("retry-after", HeaderValue::from_static("999"));
+                    map.append("retry-after", HeaderValue::from_static("998"));
+                    map.insert("x-should-retry", HeaderValue::from_static("true"));
+                    map.insert("ratelimit-policy", HeaderValue::from_static("old"));
+                    map
+                };
+                let (mut copied, mut inserted) = (theirs(), theirs());
+                decision.headers().render(policy, &mut copied);
+                decision.headers().insert_each(policy, &mut inserted);
+                let sorted = |map: &HeaderMap| {
+                    let mut pairs: Vec<_> = map
+                        .iter()
+                        .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap()))
+                        .collect();
+                    pairs.sort();
+                    pairs
+                };
+                assert_eq!(sorted(&copied), sorted(&inserted));
+                assert_eq!(copied.get_all("retry-after").iter().count(), 1);
+                assert_eq!(copied["retry-after"], "2");
+                assert_eq!(
+                    copied["ratelimit-policy"],
+                    r#""minute";q=60;w=60, "day";q=60;w=86400"#
+                );
+                assert_eq!(copied["content-type"], "application/json");
+                // Ours for a refusal by the day; theirs kept for the minute's.
+                let day = decision
+                    .denial()
+                    .is_some_and(|denial| denial.denied_by == DeniedBy::Day);
+                assert_eq!(copied["x-should-retry"], if day { "false" } else { "true" });
+            }
+        }
     }
 
     #[test]
