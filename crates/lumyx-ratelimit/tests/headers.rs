@@ -256,3 +256,20 @@ fn what_the_map_held_stays_unless_written_here() {
     assert_eq!(map.keys_len(), 11);
     assert_eq!(map.len(), 12);
 }
+
+#[test]
+fn a_map_of_many_values_under_one_name_keeps_them_all() {
+    // `http` bounds a map's distinct names, not its values: room for the
+    // values themselves (a regression) would overflow its size and panic.
+    let (_clock, limiter) = limiter_at("2026-11-27T12:00:00Z");
+    let mut map = HeaderMap::new();
+    for i in 0..25_000 {
+        map.append("set-cookie", i.to_string().parse().unwrap());
+    }
+    limiter
+        .check("k", Limits::default())
+        .headers()
+        .write_to(&mut map);
+    assert_eq!(map.get_all("set-cookie").iter().count(), 25_000);
+    assert_eq!(map.len(), 25_008);
+}
