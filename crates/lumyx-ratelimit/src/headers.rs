@@ -212,11 +212,6 @@ impl RateLimitHeaders {
     /// How many headers [`write_to`](RateLimitHeaders::write_to) writes: 8,
     /// 10 on a refusal by the minute limit, 11 on one by the day limit.
     pub fn len(&self) -> usize {
-        self.count()
-    }
-
-    /// The count [`len`](RateLimitHeaders::len) gives, without rendering.
-    fn count(&self) -> usize {
         8 + 2 * usize::from(self.refusal.is_some()) + usize::from(self.should_retry().is_some())
     }
 
@@ -246,7 +241,7 @@ impl RateLimitHeaders {
     }
 
     fn render(&self, policy: Option<&HeaderValue>, headers: &mut HeaderMap) {
-        let count = self.count();
+        let count = self.len();
         let Some(templates) = templates() else {
             self.insert_each(policy, headers);
             return;
@@ -282,7 +277,7 @@ impl RateLimitHeaders {
     /// [`write_to`](RateLimitHeaders::write_to) does when `http` does not
     /// keep a map's order.
     fn insert_each(&self, policy: Option<&HeaderValue>, headers: &mut HeaderMap) {
-        headers.reserve(self.count());
+        headers.reserve(self.len());
         let mut names = NAMES.iter();
         self.for_each_value(policy, |value| {
             if let Some(name) = names.next() {
