@@ -275,11 +275,14 @@ fn bare_headers() -> Router {
         )
     })
     .collect();
+    // Shared: axum clones the handler, and so what it captures, for every
+    // request; a captured map would be copied twice a response.
+    let template = Arc::new(template);
     Router::new().route(
         "/v1/models",
         get(move || {
             let mut response = Response::new(Body::from(BODY));
-            *response.headers_mut() = template.clone();
+            *response.headers_mut() = HeaderMap::clone(&template);
             async move { response }
         }),
     )
